@@ -1,0 +1,1 @@
+"""Click commands, one module per area; ``runner.cli`` imports each only when it is used."""

@@ -1,0 +1,17 @@
+"""Shared fixtures.  Tests talk to the real simulator over 127.0.0.1, never to mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference" / "insights-web-api-legacy.txt"
+
+
+@pytest.fixture(scope="session")
+def reference_text() -> str:
+    if not REFERENCE.exists():
+        pytest.skip(f"the vendor reference is not beside the repository ({REFERENCE})")
+    return REFERENCE.read_text(encoding="utf-8")
