@@ -32,6 +32,11 @@ TOKEN_LIFETIME_SECONDS = 3600
 SCOPE = "insights.graph.readwrite.all"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_SECONDS = 300
+# How the service refuses an export while five are in progress (the reference is silent;
+# the simulator's README section explains the choice): HTTP 400 with the query envelope,
+# "content" set to EXPORT_LIMIT_CODE and "message" starting with EXPORT_LIMIT_MESSAGE.
+EXPORT_LIMIT_CODE = "ExportJobLimitReached"
+EXPORT_LIMIT_MESSAGE = "Only 5 export jobs can be run simultaneously"
 
 # ----------------------------------------------------------------------------- enums
 

@@ -15,3 +15,23 @@ def reference_text() -> str:
     if not REFERENCE.exists():
         pytest.skip(f"the vendor reference is not beside the repository ({REFERENCE})")
     return REFERENCE.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------- the simulator
+
+
+@pytest.fixture
+def sim():
+    """A running simulator (small tenant, 0.2 s export jobs, no faults) on 127.0.0.1."""
+    from runner.sim import SimConfig, Simulator
+
+    with Simulator(SimConfig(seed=7, scale="small", job_seconds=0.2)) as running:
+        yield running
+
+
+@pytest.fixture
+def sim_auth(sim):
+    """The Authorization header of a fresh token from ``sim``."""
+    from sim_support import headers
+
+    return headers(sim)
