@@ -1,0 +1,305 @@
+"""The run report: ``run-report.json`` (versioned, with its JSON Schema), JUnit XML, and the
+plain summary printed at the end of a run.
+
+A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
+(``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
+Times are written as ISO 8601 UTC strings; sizes in bytes.  Nothing secret reaches a report:
+rows carry no credentials, and the JSON encoder refuses a ``Secret``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET  # noqa: S405 - writes XML only, never parses it
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.execute.outputs import FileInfo, write_atomic
+from runner.secret import Secret
+
+REPORT_VERSION = 1
+REPORT_NAME = "run-report.json"
+STEP_STATUSES = ("succeeded", "failed", "skipped", "pending", "interrupted")
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+RUN_REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://insights-runner.example/schemas/run-report.v1.json",
+    "title": "insights-runner run report",
+    "type": "object",
+    "required": ["version", "playbook", "run_id", "started", "finished", "status", "summary",
+                 "steps"],
+    "properties": {
+        "version": {"const": REPORT_VERSION},
+        "playbook": {"type": "string"},
+        "name": _NULLABLE_STR,
+        "run_id": {"type": ["integer", "string", "null"]},
+        "started": _TIME,
+        "finished": _TIME,
+        "status": {"type": "string"},
+        "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "steps": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "task", "operation", "status", "output", "bytes", "sha256",
+                             "job_id", "attempts", "started", "finished", "error"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "task": {"type": "string"},
+                    "operation": {"type": "string"},
+                    "status": {"type": "string"},
+                    "output": _NULLABLE_STR,
+                    "bytes": _NULLABLE_INT,
+                    "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+                    "job_id": {"type": ["integer", "string", "null"]},
+                    "attempts": {"type": "integer", "minimum": 0},
+                    "started": _TIME,
+                    "finished": _TIME,
+                    "seconds": {"type": ["number", "null"], "minimum": 0},
+                    "error": _NULLABLE_STR,
+                    "records": _NULLABLE_INT,
+                    "reused": {"type": "boolean"},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build_report(*, playbook: str | Path, run_id: int | str | None, started: float | None,
+                 finished: float | None, status: str, rows: Iterable[Any],
+                 name: str | None = None) -> dict[str, Any]:
+    """The run report as a plain dict (``version`` 1); see ``RUN_REPORT_SCHEMA``."""
+    steps = [step_entry(row) for row in rows]
+    summary = Counter(step["status"] for step in steps)
+    return {
+        "version": REPORT_VERSION,
+        "playbook": str(playbook),
+        "name": name,
+        "run_id": run_id,
+        "started": iso_time(started),
+        "finished": iso_time(finished),
+        "status": str(status),
+        "summary": {key: summary.get(key, 0) for key in sorted({*STEP_STATUSES, *summary})},
+        "steps": steps,
+    }
+
+
+def step_entry(row: Any) -> dict[str, Any]:
+    """One Step's entry, from an ``Outcome`` (with ``.step``) or a ``StepState``."""
+    step = getattr(row, "step", row)
+    started = _first(row, "started", "started_at")
+    finished = _first(row, "finished", "finished_at")
+    output = getattr(step, "output", None)
+    operation = getattr(step, "operation", "")
+    entry: dict[str, Any] = {
+        "id": str(step.id),
+        "task": str(getattr(step, "task_name", "") or ""),
+        "operation": str(getattr(operation, "name", operation)),
+        "status": str(getattr(row, "status", "pending")),
+        "output": None if output is None else str(output),
+        "bytes": getattr(row, "bytes", None),
+        "sha256": getattr(row, "sha256", None),
+        "job_id": getattr(row, "job_id", None),
+        "attempts": int(getattr(row, "attempts", 0) or 0),
+        "started": iso_time(started),
+        "finished": iso_time(finished),
+        "seconds": (round(finished - started, 3)
+                    if started is not None and finished is not None else None),
+        "error": getattr(row, "error", None),
+        "records": getattr(row, "records", None),
+        "reused": bool(getattr(row, "reused", False)),
+        "warnings": [str(w) for w in getattr(row, "warnings", ()) or ()],
+    }
+    if entry["status"] == "succeeded":
+        entry["error"] = None  # an error from an earlier, retried attempt is not the outcome
+    return entry
+
+
+def _first(row: Any, *names: str) -> float | None:
+    for name in names:
+        value = getattr(row, name, None)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """``2026-11-28T09:15:02.125Z`` for an epoch time (None stays None)."""
+    if epoch is None:
+        return None
+    moment = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------------- write
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Secret):
+        raise TypeError("refusing to write a secret into the run report")
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} into the run report")
+
+
+def report_json(report: Mapping[str, Any]) -> bytes:
+    return (json.dumps(report, indent=2, ensure_ascii=False, default=_plain) + "\n").encode()
+
+
+def write_report(path: str | Path, report: Mapping[str, Any]) -> FileInfo:
+    """Write ``run-report.json`` atomically (readers never see half a report)."""
+    return write_atomic(Path(path), report_json(report), "run-report")
+
+
+# ------------------------------------------------------------------------------ JUnit
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_ILLEGAL.sub("?", str(value))
+
+
+def junit_xml(report: Mapping[str, Any]) -> bytes:
+    """JUnit XML for CI: one testcase per Step (classname = task, name = operation + output).
+
+    ``failed`` Steps carry a ``failure``; ``skipped`` (tags, ``when``) a ``skipped``; a Step
+    the run did not finish (pending, interrupted) an ``error``.
+    """
+    steps = report["steps"]
+    counts = Counter(_junit_kind(step["status"]) for step in steps)
+    total = sum(step["seconds"] or 0 for step in steps)
+    suites = ET.Element("testsuites", name="insights-runner", tests=str(len(steps)),
+                        failures=str(counts["failure"]), errors=str(counts["error"]),
+                        skipped=str(counts["skipped"]), time=f"{total:.3f}")
+    suite = ET.SubElement(
+        suites, "testsuite", name=_xml_text(report.get("name") or report["playbook"]),
+        tests=str(len(steps)), failures=str(counts["failure"]), errors=str(counts["error"]),
+        skipped=str(counts["skipped"]), time=f"{total:.3f}",
+        timestamp=(report.get("started") or "").rstrip("Z"))
+    for step in steps:
+        case = ET.SubElement(
+            suite, "testcase", classname=_xml_text(step["task"] or step["operation"]),
+            name=_xml_text(f"{step['operation']} {step['output'] or step['id']}"),
+            time=f"{step['seconds'] or 0:.3f}")
+        kind = _junit_kind(step["status"])
+        error = step["error"] or ""
+        if kind == "failure":
+            element = ET.SubElement(case, "failure", message=_xml_text(error.split("\n")[0]),
+                                    type="StepFailed")
+            element.text = _xml_text(error)
+        elif kind == "error":
+            ET.SubElement(case, "error", message=f"not finished: {step['status']}",
+                          type="StepNotFinished")
+        elif kind == "skipped":
+            ET.SubElement(case, "skipped", message=_xml_text(error or "skipped"))
+        details = [f"step {step['id']}"]
+        if step["job_id"] is not None:
+            details.append(f"job {step['job_id']}")
+        if step["sha256"]:
+            details.append(f"{step['bytes']} bytes, sha256 {step['sha256']}")
+        details.extend(f"warning: {w}" for w in step["warnings"])
+        ET.SubElement(case, "system-out").text = _xml_text("\n".join(details))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _junit_kind(status: str) -> str:
+    return {"succeeded": "pass", "failed": "failure", "skipped": "skipped"}.get(status, "error")
+
+
+def write_junit(path: str | Path, report: Mapping[str, Any]) -> FileInfo:
+    return write_atomic(Path(path), junit_xml(report), "junit")
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def summary_table(report: Mapping[str, Any], *, max_failures: int = 20) -> str:
+    """A plain-text summary: one line per task, then the failures, then the totals."""
+    tasks: dict[str, Counter[str]] = {}
+    sizes: Counter[str] = Counter()
+    for step in report["steps"]:
+        key = step["task"] or step["operation"]
+        tasks.setdefault(key, Counter())[step["status"]] += 1
+        sizes[key] += step["bytes"] or 0
+    header = ("TASK", "STEPS", "OK", "FAILED", "SKIPPED", "OTHER", "SIZE")
+    rows = [header]
+    for task, counts in tasks.items():
+        total = sum(counts.values())
+        other = total - counts["succeeded"] - counts["failed"] - counts["skipped"]
+        rows.append((task, str(total), str(counts["succeeded"]), str(counts["failed"]),
+                     str(counts["skipped"]), str(other), human_size(sizes[task])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    widths[0] = min(widths[0], 48)
+    lines = ["  ".join(_cell(value, width, i) for i, (value, width)
+                       in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
+    failed = [step for step in report["steps"] if step["status"] == "failed"]
+    if failed:
+        lines.append("")
+        lines.append("Failed:")
+        for step in failed[:max_failures]:
+            first = (step["error"] or "no error recorded").split("\n")[0]
+            lines.append(f"  {step['output'] or step['id']}: {first}")
+        if len(failed) > max_failures:
+            lines.append(f"  ... and {len(failed) - max_failures} more (see the run report)")
+    lines.append("")
+    lines.append(_totals(report))
+    return "\n".join(lines)
+
+
+def _cell(value: str, width: int, column: int) -> str:
+    if column == 0:
+        value = value if len(value) <= width else value[: width - 1] + "…"
+        return value.ljust(width)
+    return value.rjust(width)
+
+
+def _totals(report: Mapping[str, Any]) -> str:
+    summary = report["summary"]
+    reused = sum(1 for step in report["steps"] if step["reused"])
+    files = sum(1 for step in report["steps"] if step["status"] == "succeeded" and step["bytes"])
+    size = sum(step["bytes"] or 0 for step in report["steps"] if step["status"] == "succeeded")
+    parts = [f"{summary.get('succeeded', 0)} succeeded"
+             + (f" ({reused} from an earlier run)" if reused else "")]
+    parts += [f"{summary[key]} {key}" for key in summary if key != "succeeded" and summary[key]]
+    text = ", ".join(parts) + f"; {files} files, {human_size(size)}"
+    started, finished = report.get("started"), report.get("finished")
+    if started and finished:
+        text += f"; {_duration(_epoch(finished) - _epoch(started))}"
+    return f"{report['status']}: {text}"
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

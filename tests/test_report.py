@@ -1,0 +1,197 @@
+"""The run report: JSON (versioned, valid against its schema), JUnit XML, terminal summary."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own output
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from runner.execute.state import StateStore
+from runner.report import (
+    REPORT_NAME,
+    RUN_REPORT_SCHEMA,
+    build_report,
+    human_size,
+    iso_time,
+    junit_xml,
+    report_json,
+    step_entry,
+    summary_table,
+    write_junit,
+    write_report,
+)
+from runner.secret import Secret
+
+SHA = "0f" * 32
+T0 = 1_795_852_800.0  # 2026-11-28T08:00:00Z
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    task_name: str
+    operation: str
+    output: str | None
+    task_index: int = 0
+    kind: str = "export"
+    format: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """The attributes of the scheduler's Outcome that the report reads."""
+
+    step: Step
+    status: str
+    reused: bool = False
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    job_id: int | str | None = None
+    attempts: int = 0
+    bytes: int | None = None
+    sha256: str | None = None
+    records: int | None = None
+    started: float | None = None
+    finished: float | None = None
+
+
+def outcomes() -> list[Outcome]:
+    sites = [Step(f"s{i}", "Site permission reports", "site_permission_export",
+                  f"reports/sites/part-{i}.zip") for i in range(3)]
+    users = Step("u1", "Users", "user_summary", "reports/users.jsonl", kind="query")
+    return [
+        Outcome(sites[0], "succeeded", job_id=11, attempts=1, bytes=2048, sha256=SHA,
+                started=T0, finished=T0 + 12.5),
+        Outcome(sites[1], "succeeded", reused=True, bytes=4 << 20, sha256=SHA, attempts=1,
+                warnings=["the service exported this report with exceptions"]),
+        Outcome(sites[2], "failed", job_id=13, attempts=3, started=T0, finished=T0 + 30,
+                error="job 13 ended: failed (3)\nafter 3 attempts\x00"),
+        Outcome(users, "interrupted", attempts=1, records=300, started=T0),
+        Outcome(Step("x", "Tagged", "link_export", "links.zip"), "skipped",
+                error="skipped by --skip-tags links"),
+    ]
+
+
+def report(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = dict(playbook="playbooks/review.yml", run_id=7, started=T0,
+                                  finished=T0 + 75, status="failed", rows=outcomes(),
+                                  name="Quarterly access review")
+    values.update(overrides)
+    return build_report(**values)
+
+
+def test_the_report_is_versioned_and_valid_against_its_schema() -> None:
+    data = report()
+    jsonschema.Draft202012Validator.check_schema(RUN_REPORT_SCHEMA)
+    jsonschema.validate(data, RUN_REPORT_SCHEMA)
+    assert data["version"] == 1
+    assert data["started"] == "2026-11-28T08:00:00.000Z"
+    assert data["summary"] == {"failed": 1, "interrupted": 1, "pending": 0, "skipped": 1,
+                               "succeeded": 2}
+    first = data["steps"][0]
+    assert first == {
+        "id": "s0", "task": "Site permission reports", "operation": "site_permission_export",
+        "status": "succeeded", "output": "reports/sites/part-0.zip", "bytes": 2048,
+        "sha256": SHA, "job_id": 11, "attempts": 1, "started": "2026-11-28T08:00:00.000Z",
+        "finished": "2026-11-28T08:00:12.500Z", "seconds": 12.5, "error": None,
+        "records": None, "reused": False, "warnings": []}
+
+
+def test_a_report_can_be_built_from_the_state_store(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path / "state", clock=lambda: T0) as store:
+        run_id = store.begin_run("pb.yml", "fp")
+        step = Step("q1", "Users", "user_summary", "users.jsonl", kind="query", format="jsonl")
+        store.register_steps(run_id, [step])
+        store.start_paging("q1")
+        store.succeeded("q1", bytes=10, sha256=SHA, records=3)
+        run = store.run(run_id)
+        data = build_report(playbook=run.playbook, run_id=run.id, started=run.started,
+                            finished=run.finished, status=run.status,
+                            rows=store.steps(run_id).values())
+    jsonschema.validate(data, RUN_REPORT_SCHEMA)
+    entry = data["steps"][0]
+    assert (entry["task"], entry["status"], entry["records"], entry["attempts"]) == (
+        "Users", "succeeded", 3, 1)
+    assert data["status"] == "running" and data["finished"] is None
+
+
+def test_the_report_is_written_atomically(tmp_path: Path) -> None:
+    path = tmp_path / REPORT_NAME
+    path.write_text("the last run's report")
+    info = write_report(path, report())
+    assert json.loads(path.read_text()) == report()
+    assert info.size == path.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == [REPORT_NAME]
+
+
+def test_a_secret_never_reaches_a_report() -> None:
+    leaky = Outcome(Step("a", "t", "user_summary", "u.jsonl"), "failed",
+                    error=Secret("eyJhbGciOi.token"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="secret"):
+        report_json(report(rows=[leaky]))
+
+
+def test_junit_has_one_testcase_per_step() -> None:
+    root = ET.fromstring(junit_xml(report()))  # noqa: S314 - our own output
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors"),
+            root.get("skipped")) == ("5", "1", "1", "1")
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "Quarterly access review"
+    cases = suite.findall("testcase")
+    assert [c.get("classname") for c in cases][:3] == ["Site permission reports"] * 3
+    assert cases[0].get("name") == "site_permission_export reports/sites/part-0.zip"
+    assert cases[0].get("time") == "12.500"
+    failure = cases[2].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "job 13 ended: failed (3)"
+    assert failure.text == "job 13 ended: failed (3)\nafter 3 attempts?"  # NUL made printable
+    assert cases[3].find("error") is not None
+    assert cases[4].find("skipped").get("message") == "skipped by --skip-tags links"
+    out = cases[1].find("system-out").text
+    assert "warning: the service exported this report with exceptions" in out
+    assert f"sha256 {SHA}" in out
+
+
+def test_junit_is_written_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "ci" / "junit.xml"
+    write_junit(path, report())
+    assert ET.parse(path).getroot().get("tests") == "5"  # noqa: S314 - our own output
+
+
+def test_the_summary_has_a_line_per_task_the_failures_and_totals() -> None:
+    text = summary_table(report())
+    lines = text.splitlines()
+    assert lines[0].split() == ["TASK", "STEPS", "OK", "FAILED", "SKIPPED", "OTHER", "SIZE"]
+    assert lines[1].split()[-7:] == ["reports", "3", "2", "1", "0", "0", "4.0", "MiB"][-7:]
+    assert "  reports/sites/part-2.zip: job 13 ended: failed (3)" in lines
+    assert lines[-1] == ("failed: 2 succeeded (1 from an earlier run), 1 failed, "
+                         "1 interrupted, 1 skipped; 2 files, 4.0 MiB; 1m15s")
+
+
+def test_the_summary_lists_a_bounded_number_of_failures() -> None:
+    many = [Outcome(Step(f"f{i}", "Users", "user_summary", f"u{i}.jsonl"), "failed",
+                    error="boom") for i in range(30)]
+    text = summary_table(report(rows=many), max_failures=5)
+    assert "... and 25 more (see the run report)" in text
+
+
+def test_an_empty_plan_still_reports() -> None:
+    data = report(rows=[], status="succeeded")
+    jsonschema.validate(data, RUN_REPORT_SCHEMA)
+    assert summary_table(data).splitlines()[-1].startswith("succeeded: 0 succeeded; 0 files")
+    assert ET.fromstring(junit_xml(data)).get("tests") == "0"  # noqa: S314
+
+
+def test_helpers() -> None:
+    assert iso_time(None) is None
+    assert iso_time(T0 + 0.5) == "2026-11-28T08:00:00.500Z"
+    assert [human_size(n) for n in (0, 1023, 1024, 5 << 30)] == [
+        "0 B", "1023 B", "1.0 KiB", "5.0 GiB"]
+    assert step_entry(Outcome(Step("a", "", "user_summary", None), "pending"))["task"] == ""
