@@ -73,6 +73,12 @@ def test_a_symlink_leading_outside_is_refused_and_one_inside_is_followed(tmp_pat
     assert resolve_output(out, "alias/x.zip") == out.resolve() / "alias" / "x.zip"
 
 
+def test_an_existing_folder_is_not_a_file_name(tmp_path: Path) -> None:
+    (tmp_path / "reports").mkdir()
+    with pytest.raises(UserError, match="existing folder"):
+        resolve_output(tmp_path, "reports")
+
+
 def test_partial_names_are_hidden_and_belong_to_their_step(tmp_path: Path) -> None:
     assert partial_path(tmp_path / "a.zip", STEP).name == f".a.zip.partial-{STEP}"
     with pytest.raises(ValueError):

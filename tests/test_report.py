@@ -169,7 +169,8 @@ def test_the_summary_has_a_line_per_task_the_failures_and_totals() -> None:
     text = summary_table(report())
     lines = text.splitlines()
     assert lines[0].split() == ["TASK", "STEPS", "OK", "FAILED", "SKIPPED", "OTHER", "SIZE"]
-    assert lines[1].split()[-7:] == ["reports", "3", "2", "1", "0", "0", "4.0", "MiB"][-7:]
+    assert lines[1].split() == ["Site", "permission", "reports", "3", "2", "1", "0", "0",
+                                "4.0", "MiB"]
     assert "  reports/sites/part-2.zip: job 13 ended: failed (3)" in lines
     assert lines[-1] == ("failed: 2 succeeded (1 from an earlier run), 1 failed, "
                          "1 interrupted, 1 skipped; 2 files, 4.0 MiB; 1m15s")

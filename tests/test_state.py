@@ -222,6 +222,12 @@ def test_a_readonly_view_works_while_a_run_holds_the_lock(store: StateStore) -> 
             view.begin_run("p", "f")
 
 
+def test_an_unusable_state_directory_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot use the state directory"):
+        StateStore.open(tmp_path / "file" / "state")
+
+
 def test_a_readonly_view_of_nothing_says_so(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="has not run yet"):
         StateStore.open(tmp_path, readonly=True)

@@ -80,6 +80,8 @@ def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLi
     if not candidate.resolve().is_relative_to(base):
         raise UserError(f"output path {text!r} leads outside the output folder {base} "
                         "through a symbolic link")
+    if candidate.is_dir():
+        raise UserError(f"output path {text!r} is an existing folder; name a file")
     return candidate
 
 

@@ -285,7 +285,7 @@ class StateStore:
         if readonly:
             if not path.exists():
                 raise UserError(f"no state in {directory}: the playbook has not run yet")
-            conn = _connect(f"file:{path}?mode=ro", uri=True)
+            conn = _connect(path.resolve().as_uri() + "?mode=ro", uri=True)
             store = cls(conn, path, None, clock)
             try:
                 version = store._schema_version()
@@ -297,12 +297,16 @@ class StateStore:
                 conn.close()
                 raise
             return store
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        ignore = directory / ".gitignore"
-        if not ignore.exists():  # state is per machine: keep it out of the user's repository
-            ignore.write_text("*\n", encoding="utf-8")
         lock = StateLock(directory / LOCK_NAME)
-        lock.acquire()
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ignore = directory / ".gitignore"
+            if not ignore.exists():  # state is per machine: keep it out of the user's git
+                ignore.write_text("*\n", encoding="utf-8")
+            lock.acquire()
+        except OSError as exc:
+            raise UserError(f"cannot use the state directory {directory}: {exc.strerror or exc}"
+                            " (give another with --state-dir)") from exc
         try:
             conn = _connect(str(path))
             store = cls(conn, path, lock, clock)
