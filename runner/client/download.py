@@ -1,0 +1,198 @@
+"""Export files to disk: streamed in chunks, resumed with Range, verified, renamed into place.
+
+A download is written to a hidden temporary file beside its destination, resumed from the
+bytes already written when the connection drops (``Range: bytes=N-``; a 206 must say it
+starts at N, a 200 means the server ignored the range and we start again), checked to be a
+whole .zip, and only then renamed onto its final name, so a reader never sees half a file.
+
+The server's ``Content-Disposition`` file name is a hint: reduced to one safe base name
+(never a path) and used only when the caller gave a folder rather than a file name.
+"""
+
+from __future__ import annotations
+
+import email.message
+import hashlib
+import logging
+import os
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+
+from runner.errors import DownloadError
+
+from .transport import Transport, check_status
+
+log = logging.getLogger("runner.client.download")
+
+CHUNK_SIZE = 256 * 1024
+MAX_RESUMES = 8
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_STREAM_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    bytes: int
+    sha256: str
+    suggested_name: str | None  # the sanitized Content-Disposition name, if any
+    resumes: int  # how many times the transfer went on after a dropped connection
+
+
+def download(
+    transport: Transport,
+    url: str,
+    dest: str | Path,
+    *,
+    params: dict[str, Any] | None = None,
+    operation: str = "download",
+    fallback_name: str = "export.zip",
+    chunk_size: int = CHUNK_SIZE,
+    max_resumes: int = MAX_RESUMES,
+    require_zip: bool = True,
+) -> Downloaded:
+    """Fetch ``url`` into ``dest``: a file path, or an existing folder (the hint names the file)."""
+    dest = Path(dest)
+    folder = dest if dest.is_dir() else dest.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f".{uuid.uuid4().hex}.part"
+    try:
+        hint, size, digest, resumes = _fetch(
+            transport, url, temp, params, operation, chunk_size, max_resumes
+        )
+        if require_zip:
+            _verify_zip(temp, operation)
+        target = dest if not dest.is_dir() else folder / (hint or safe_name(fallback_name) or "export.zip")
+        _inside(target, folder)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    log.info("%s: %d bytes written to %s (%d resumes)", operation, size, target, resumes)
+    return Downloaded(target, size, digest, hint, resumes)
+
+
+def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
+    written, resumes, hint, total = 0, 0, None, None
+    hasher = hashlib.sha256()
+    with open(temp, "wb") as handle:
+        while True:
+            headers = {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
+            response = transport.request(
+                "GET", url, params=params, headers=headers, stream=True, operation=operation,
+                check=check_status,
+            )
+            with response:
+                start, total = _where(response, written, total, operation)
+                if start == 0 and written:
+                    log.info("%s: the server ignored the range; starting again", operation)
+                    handle.seek(0)
+                    handle.truncate()
+                    hasher = hashlib.sha256()
+                    written = 0
+                if hint is None:
+                    hint = content_disposition_name(response.headers.get("Content-Disposition"))
+                try:
+                    for chunk in response.iter_content(chunk_size):
+                        handle.write(chunk)
+                        hasher.update(chunk)
+                        written += len(chunk)
+                except _STREAM_ERRORS as exc:
+                    reason = type(exc).__name__
+                else:
+                    if total is None or written == total:
+                        break
+                    if written > total:
+                        raise DownloadError(
+                            f"{operation}: got {written} bytes, more than the {total} announced",
+                            operation=operation,
+                        )
+                    reason = f"short body ({written} of {total} bytes)"
+            resumes += 1
+            if resumes > max_resumes:
+                raise DownloadError(
+                    f"{operation}: the connection kept dropping ({resumes - 1} resumes, "
+                    f"{written} bytes so far)", operation=operation,
+                )
+            log.info("%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written)
+            handle.flush()
+    return hint, written, hasher.hexdigest(), resumes
+
+
+def _where(response: requests.Response, written: int, total: int | None, operation: str):
+    """Where this answer's body starts in the file, and the file's whole size if known."""
+    length = response.headers.get("Content-Length")
+    if response.status_code == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if not match:
+            raise DownloadError(f"{operation}: a 206 answer without a usable Content-Range",
+                                operation=operation)
+        start = int(match.group(1))
+        if start != written:
+            raise DownloadError(
+                f"{operation}: asked for bytes from {written}, the server sent from {start}",
+                operation=operation,
+            )
+        whole = match.group(3)
+        return start, int(whole) if whole != "*" else total
+    if response.status_code != 200:
+        raise DownloadError(f"{operation}: unexpected status {response.status_code}",
+                            operation=operation)
+    return 0, int(length) if length and length.isdigit() else None
+
+
+def _verify_zip(path: Path, operation: str) -> None:
+    if not zipfile.is_zipfile(path):
+        raise DownloadError(f"{operation}: the downloaded file is not a whole .zip", operation=operation)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DownloadError(f"{operation}: the downloaded .zip is corrupt ({exc})",
+                            operation=operation) from exc
+    if broken is not None:
+        raise DownloadError(f"{operation}: the downloaded .zip is corrupt ({broken!r} fails its CRC)",
+                            operation=operation)
+
+
+def content_disposition_name(value: str | None) -> str | None:
+    """The file name a Content-Disposition suggests (filename* preferred), made safe."""
+    if not value:
+        return None
+    message = email.message.Message()
+    message["Content-Disposition"] = value
+    try:
+        name = message.get_filename()
+    except (ValueError, LookupError):
+        return None
+    return safe_name(name) if name else None
+
+
+def safe_name(name: str) -> str | None:
+    """One safe base name from whatever a server suggested: no folders, no tricks."""
+    name = name.replace("\\", "/").split("/")[-1]
+    name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
+    if not name or name in {".", ".."}:
+        return None
+    stem, dot, suffix = name.rpartition(".")
+    if len(name) > 150:
+        name = (stem[: 140] + dot + suffix[:9]) if dot else name[:150]
+    return name
+
+
+def _inside(target: Path, folder: Path) -> None:
+    if target.resolve().parent != folder.resolve():
+        raise DownloadError(f"refusing to write outside {folder}: {target}")
