@@ -17,10 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runner.errors import DownloadError, ServiceError, UserError
 from runner.execute.outputs import (
     AtomicFile,
+    Checkpoint,
     RecordWriter,
     extract_zip,
     file_matches,
@@ -160,7 +163,7 @@ ALL = [r for page in PAGES for r in page]
 def read_records(path: Path, fmt: str) -> list[dict]:
     text = path.read_text(encoding="utf-8")
     if fmt == "jsonl":
-        return [json.loads(line) for line in text.splitlines()]
+        return [json.loads(line) for line in text.split("\n") if line]
     if fmt == "json":
         return json.loads(text)
     return list(csv.DictReader(io.StringIO(text, newline="")))
@@ -195,6 +198,18 @@ def test_no_records_still_make_a_valid_file(tmp_path: Path, fmt: str) -> None:
     assert read_records(final, fmt) == []
     if fmt == "csv":
         assert final.read_text().splitlines() == [",".join(COLUMNS)]
+
+
+def test_unicode_line_breaks_are_escaped_so_each_record_stays_on_one_line(
+        tmp_path: Path) -> None:
+    final = tmp_path / "out.jsonl"
+    writer = RecordWriter.open(final, STEP)
+    record = {"name": "a\x85b\u2028c\u2029d é"}
+    writer.write_page([record, record])
+    writer.finish()
+    text = final.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 and "é" in text
+    assert [json.loads(line) for line in text.splitlines()] == [record, record]
 
 
 def test_csv_needs_columns_and_formats_are_checked(tmp_path: Path) -> None:
@@ -395,3 +410,45 @@ def test_extraction_does_not_follow_a_symlink_out_of_the_destination(tmp_path: P
         extract_zip(archive, dest, **LIMITS)
     assert tree(elsewhere) == set()
     assert tree(dest) == {"sites"}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["jsonl", "json", "csv"]),
+       pages=st.lists(st.lists(st.fixed_dictionaries({
+           "id": st.integers(), "name": st.text(max_size=8), "tags": st.lists(
+               st.text(alphabet="abc;", max_size=3), max_size=2)}), max_size=4), max_size=5),
+       crashes=st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=3))
+def test_any_crash_sequence_writes_each_record_once(tmp_path_factory, fmt, pages,
+                                                    crashes) -> None:
+    """Crash after page k, with or without its commit, any number of times: the file that
+    comes out holds exactly the records of every page, in order."""
+    final = tmp_path_factory.mktemp("prop") / f"out.{fmt}"
+    columns = ("id", "name", "tags")
+    committed: tuple[int, Checkpoint | None] = (0, None)  # (next page, checkpoint)
+    for crash_after, commit_it in [*crashes, (None, True)]:
+        page, checkpoint = committed
+        if checkpoint is not None and resumable(final, STEP, checkpoint.bytes):
+            writer = RecordWriter.open(final, STEP, fmt, columns, resume=checkpoint)
+        else:
+            page, writer = 0, RecordWriter.open(final, STEP, fmt, columns)
+        while page < len(pages):
+            reached = writer.write_page(pages[page])
+            page += 1
+            if crash_after is not None and page - 1 >= crash_after:
+                if commit_it:
+                    committed = (page, reached)
+                writer.close()
+                break
+            committed = (page, reached)
+        else:
+            if crash_after is None:
+                writer.finish()
+            else:
+                writer.close()
+    records = [r for p in pages for r in p]
+    got = read_records(final, fmt)
+    if fmt == "csv":
+        records = [{"id": str(r["id"]), "name": r["name"], "tags": "; ".join(r["tags"])}
+                   for r in records]
+    assert got == records

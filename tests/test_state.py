@@ -373,3 +373,21 @@ def test_a_secret_cannot_be_stored(store: StateStore) -> None:
 def test_a_request_is_stored_as_canonical_json(store: StateStore) -> None:
     run_with(store, FakeStep("a", request={"b": (1, 2), "a": "é"}))
     assert store.step("a").request == '{"a":"é","b":[1,2]}'
+
+
+def test_migrations_run_step_by_step_from_the_stored_version(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    import runner.execute.state as state_module
+
+    with StateStore.open(tmp_path) as store:
+        run_with(store, FakeStep("a"))
+    added = ("ALTER TABLE steps ADD COLUMN note TEXT DEFAULT 'v2'",)
+    monkeypatch.setattr(state_module, "MIGRATIONS", (*state_module.MIGRATIONS, added))
+    monkeypatch.setattr(state_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    StateStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION + 1)
+        assert conn.execute("SELECT id, note FROM steps").fetchall() == [("a", "v2")]
+    finally:
+        conn.close()

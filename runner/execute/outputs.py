@@ -39,6 +39,7 @@ FORMATS: tuple[str, ...] = ("jsonl", "json", "csv")
 DEFAULT_FORMAT = "jsonl"
 CHUNK = 1 << 20
 
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _STEP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
@@ -345,6 +346,9 @@ class RecordWriter:
         if self.format == "csv":
             return _csv_line([_cell(record.get(name)) for name in self.columns])
         text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        # Valid JSON either way, but readers that split lines with str.splitlines() (or
+        # JavaScript before ES2019) would break a record at these: write them escaped.
+        text = text.translate(_LINE_BREAKS)
         if self.format == "json":
             return (b"\n" if self.records == 0 else b",\n") + text.encode("utf-8")
         return text.encode("utf-8") + b"\n"
