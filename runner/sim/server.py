@@ -261,10 +261,16 @@ class Simulator:
     def start(self) -> Simulator:
         cfg = self.config
         self.credentials, self._tempdir = write(cfg.credentials_dir, cfg.fresh_certificate)
-        self._server = make_server(cfg.host, cfg.port, _placeholder, threaded=True,
-                                   request_handler=_QuietHandler)
+        # Bind here, not in werkzeug: werkzeug answers a busy port with sys.exit(1).
+        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+        listener = socket.create_server((cfg.host, cfg.port), family=family)
+        try:
+            self._server = make_server(cfg.host, cfg.port, _placeholder, threaded=True,
+                                       request_handler=_QuietHandler, fd=listener.fileno())
+        finally:
+            listener.close()  # the server holds its own duplicate
         host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
-        self.root_url = f"http://{host}:{self._server.server_port}"
+        self.root_url = f"http://{host}:{self._server.server_address[1]}"
         identity = IdentityService(f"{self.root_url}/{IDENTITY_PREFIX}", cfg.clock,
                                    cfg.token_lifetime)
         identity.register(self.client_id, self.credentials.certificate)
