@@ -12,12 +12,15 @@ The server's ``Content-Disposition`` file name is a hint: reduced to one safe ba
 from __future__ import annotations
 
 import email.message
+import email.utils
+import http.client
 import hashlib
 import logging
 import os
 import re
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ _STREAM_ERRORS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
     ConnectionError,
 )
 
@@ -106,7 +110,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                 if hint is None:
                     hint = content_disposition_name(response.headers.get("Content-Disposition"))
                 try:
-                    for chunk in response.iter_content(chunk_size):
+                    for chunk in _chunks(response, chunk_size):
                         handle.write(chunk)
                         hasher.update(chunk)
                         written += len(chunk)
@@ -130,6 +134,17 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
             log.info("%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written)
             handle.flush()
     return hint, written, hasher.hexdigest(), resumes
+
+
+def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
+    """The body as it arrives: ``read1`` hands over every byte received before a drop, where
+    ``iter_content`` would lose a partly filled chunk (urllib3 1.x falls back to it)."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # pragma: no cover - urllib3 < 2
+        yield from response.iter_content(size)
+        return
+    while chunk := read1(size, decode_content=True):
+        yield chunk
 
 
 def _where(response: requests.Response, written: int, total: int | None, operation: str):
@@ -175,9 +190,18 @@ def content_disposition_name(value: str | None) -> str | None:
     message = email.message.Message()
     message["Content-Disposition"] = value
     try:
-        name = message.get_filename()
+        params = message.get_params(header="content-disposition") or []
     except (ValueError, LookupError):
         return None
+    plain, encoded = None, None
+    for key, param in params:
+        if key.lower() != "filename":
+            continue
+        if isinstance(param, tuple):  # RFC 5987 filename*=UTF-8''...: wins over the ASCII one
+            encoded = email.utils.collapse_rfc2231_value(param)
+        else:
+            plain = email.utils.unquote(param)
+    name = encoded or plain
     return safe_name(name) if name else None
 
 
