@@ -161,7 +161,8 @@ ALL = [r for page in PAGES for r in page]
 
 
 def read_records(path: Path, fmt: str) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    with open(path, encoding="utf-8", newline="") as handle:  # keep a \r inside a cell
+        text = handle.read()
     if fmt == "jsonl":
         return [json.loads(line) for line in text.split("\n") if line]
     if fmt == "json":
