@@ -3,6 +3,9 @@ plain summary printed at the end of a run.
 
 A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
 (``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
+``write_run_report``, ``write_junit`` and ``summary_table`` take either a report dict or the
+engine's ``RunResult`` (playbook, run_id, outcomes, skipped_tasks, started, finished,
+interrupted), which ``report_from_result`` turns into one.
 Times are written as ISO 8601 UTC strings; sizes in bytes.  Nothing secret reaches a report:
 rows carry no credentials, and the JSON encoder refuses a ``Secret``.
 """
@@ -45,6 +48,7 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
         "finished": _TIME,
         "status": {"type": "string"},
         "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "skipped_tasks": {"type": "array", "items": {"type": "string"}},
         "steps": {
             "type": "array",
             "items": {
@@ -67,6 +71,7 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
                     "error": _NULLABLE_STR,
                     "records": _NULLABLE_INT,
                     "reused": {"type": "boolean"},
+                    "ignored": {"type": "boolean"},
                     "warnings": {"type": "array", "items": {"type": "string"}},
                 },
             },
@@ -80,7 +85,7 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
 
 def build_report(*, playbook: str | Path, run_id: int | str | None, started: float | None,
                  finished: float | None, status: str, rows: Iterable[Any],
-                 name: str | None = None) -> dict[str, Any]:
+                 name: str | None = None, skipped_tasks: Iterable[str] = ()) -> dict[str, Any]:
     """The run report as a plain dict (``version`` 1); see ``RUN_REPORT_SCHEMA``."""
     steps = [step_entry(row) for row in rows]
     summary = Counter(step["status"] for step in steps)
@@ -93,8 +98,38 @@ def build_report(*, playbook: str | Path, run_id: int | str | None, started: flo
         "finished": iso_time(finished),
         "status": str(status),
         "summary": {key: summary.get(key, 0) for key in sorted({*STEP_STATUSES, *summary})},
+        "skipped_tasks": [str(task) for task in skipped_tasks],
         "steps": steps,
     }
+
+
+def report_from_result(result: Any) -> dict[str, Any]:
+    """The report of the engine's ``RunResult``.  Its status: ``interrupted``, ``failed``
+    (a Step failed that does not ``ignore_errors``) or ``succeeded``."""
+    outcomes = list(result.outcomes)
+    if getattr(result, "interrupted", False):
+        status = "interrupted"
+    elif any(o.status != "succeeded" and not _ignored(o) for o in outcomes):
+        status = "failed"
+    else:
+        status = "succeeded"
+    return build_report(playbook=result.playbook, run_id=getattr(result, "run_id", None),
+                        started=getattr(result, "started", None),
+                        finished=getattr(result, "finished", None), status=status,
+                        rows=outcomes, name=getattr(result, "name", None),
+                        skipped_tasks=getattr(result, "skipped_tasks", ()))
+
+
+def _as_report(report_or_result: Any) -> Mapping[str, Any]:
+    if isinstance(report_or_result, Mapping):
+        return report_or_result
+    return report_from_result(report_or_result)
+
+
+def _ignored(row: Any) -> bool:
+    step = getattr(row, "step", row)
+    return str(getattr(row, "status", "")) == "failed" and bool(
+        getattr(step, "ignore_errors", False))
 
 
 def step_entry(row: Any) -> dict[str, Any]:
@@ -121,6 +156,7 @@ def step_entry(row: Any) -> dict[str, Any]:
         "error": getattr(row, "error", None),
         "records": getattr(row, "records", None),
         "reused": bool(getattr(row, "reused", False)),
+        "ignored": _ignored(row),
         "warnings": [str(w) for w in getattr(row, "warnings", ()) or ()],
     }
     if entry["status"] == "succeeded":
@@ -159,9 +195,14 @@ def report_json(report: Mapping[str, Any]) -> bytes:
     return (json.dumps(report, indent=2, ensure_ascii=False, default=_plain) + "\n").encode()
 
 
-def write_report(path: str | Path, report: Mapping[str, Any]) -> FileInfo:
+def write_report(path: str | Path, report: Any) -> FileInfo:
     """Write ``run-report.json`` atomically (readers never see half a report)."""
-    return write_atomic(Path(path), report_json(report), "run-report")
+    return write_atomic(Path(path), report_json(_as_report(report)), "run-report")
+
+
+def write_run_report(path: str | Path, result: Any) -> Path:
+    """The engine's entry point: write the report of a ``RunResult``; returns its path."""
+    return write_report(path, result).path
 
 
 # ------------------------------------------------------------------------------ JUnit
@@ -173,14 +214,16 @@ def _xml_text(value: Any) -> str:
     return _XML_ILLEGAL.sub("?", str(value))
 
 
-def junit_xml(report: Mapping[str, Any]) -> bytes:
+def junit_xml(report: Any) -> bytes:
     """JUnit XML for CI: one testcase per Step (classname = task, name = operation + output).
 
-    ``failed`` Steps carry a ``failure``; ``skipped`` (tags, ``when``) a ``skipped``; a Step
-    the run did not finish (pending, interrupted) an ``error``.
+    ``failed`` Steps carry a ``failure`` (but a ``skipped`` when the task ignores errors, so
+    CI agrees with the exit code); ``skipped`` (tags, ``when``) a ``skipped``; a Step the run
+    did not finish (pending, interrupted) an ``error``.
     """
+    report = _as_report(report)
     steps = report["steps"]
-    counts = Counter(_junit_kind(step["status"]) for step in steps)
+    counts = Counter(_junit_kind(step) for step in steps)
     total = sum(step["seconds"] or 0 for step in steps)
     suites = ET.Element("testsuites", name="insights-runner", tests=str(len(steps)),
                         failures=str(counts["failure"]), errors=str(counts["error"]),
@@ -195,8 +238,10 @@ def junit_xml(report: Mapping[str, Any]) -> bytes:
             suite, "testcase", classname=_xml_text(step["task"] or step["operation"]),
             name=_xml_text(f"{step['operation']} {step['output'] or step['id']}"),
             time=f"{step['seconds'] or 0:.3f}")
-        kind = _junit_kind(step["status"])
+        kind = _junit_kind(step)
         error = step["error"] or ""
+        if step.get("ignored"):
+            error = f"failed (errors ignored): {error}"
         if kind == "failure":
             element = ET.SubElement(case, "failure", message=_xml_text(error.split("\n")[0]),
                                     type="StepFailed")
@@ -217,19 +262,24 @@ def junit_xml(report: Mapping[str, Any]) -> bytes:
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _junit_kind(status: str) -> str:
-    return {"succeeded": "pass", "failed": "failure", "skipped": "skipped"}.get(status, "error")
+def _junit_kind(step: Mapping[str, Any]) -> str:
+    if step.get("ignored"):
+        return "skipped"
+    kinds = {"succeeded": "pass", "failed": "failure", "skipped": "skipped"}
+    return kinds.get(step["status"], "error")
 
 
-def write_junit(path: str | Path, report: Mapping[str, Any]) -> FileInfo:
+def write_junit(path: str | Path, report: Any) -> FileInfo:
+    """Write JUnit XML (of a report dict or a ``RunResult``) atomically."""
     return write_atomic(Path(path), junit_xml(report), "junit")
 
 
 # --------------------------------------------------------------------------- terminal
 
 
-def summary_table(report: Mapping[str, Any], *, max_failures: int = 20) -> str:
+def summary_table(report: Any, *, max_failures: int = 20) -> str:
     """A plain-text summary: one line per task, then the failures, then the totals."""
+    report = _as_report(report)
     tasks: dict[str, Counter[str]] = {}
     sizes: Counter[str] = Counter()
     for step in report["steps"]:
@@ -253,9 +303,14 @@ def summary_table(report: Mapping[str, Any], *, max_failures: int = 20) -> str:
         lines.append("Failed:")
         for step in failed[:max_failures]:
             first = (step["error"] or "no error recorded").split("\n")[0]
-            lines.append(f"  {step['output'] or step['id']}: {first}")
+            ignored = " (ignored)" if step.get("ignored") else ""
+            lines.append(f"  {step['output'] or step['id']}{ignored}: {first}")
         if len(failed) > max_failures:
             lines.append(f"  ... and {len(failed) - max_failures} more (see the run report)")
+    if report.get("skipped_tasks"):
+        lines.append("")
+        lines.append("Tasks not run:")
+        lines.extend(f"  {task}" for task in report["skipped_tasks"])
     lines.append("")
     lines.append(_totals(report))
     return "\n".join(lines)

@@ -19,11 +19,13 @@ from runner.report import (
     human_size,
     iso_time,
     junit_xml,
+    report_from_result,
     report_json,
     step_entry,
     summary_table,
     write_junit,
     write_report,
+    write_run_report,
 )
 from runner.secret import Secret
 
@@ -40,6 +42,7 @@ class Step:
     task_index: int = 0
     kind: str = "export"
     format: str | None = None
+    ignore_errors: bool = False
     request: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,7 +103,7 @@ def test_the_report_is_versioned_and_valid_against_its_schema() -> None:
         "status": "succeeded", "output": "reports/sites/part-0.zip", "bytes": 2048,
         "sha256": SHA, "job_id": 11, "attempts": 1, "started": "2026-11-28T08:00:00.000Z",
         "finished": "2026-11-28T08:00:12.500Z", "seconds": 12.5, "error": None,
-        "records": None, "reused": False, "warnings": []}
+        "records": None, "reused": False, "ignored": False, "warnings": []}
 
 
 def test_a_report_can_be_built_from_the_state_store(tmp_path: Path) -> None:
@@ -196,3 +199,43 @@ def test_helpers() -> None:
     assert [human_size(n) for n in (0, 1023, 1024, 5 << 30)] == [
         "0 B", "1023 B", "1.0 KiB", "5.0 GiB"]
     assert step_entry(Outcome(Step("a", "", "user_summary", None), "pending"))["task"] == ""
+
+
+@dataclass
+class RunResult:
+    """The attributes of the engine's RunResult that the report reads."""
+
+    run_id: str
+    playbook: str
+    outcomes: list[Outcome]
+    skipped_tasks: list[str]
+    started: float
+    finished: float
+    interrupted: bool = False
+
+
+def test_a_run_result_is_reported_with_its_status(tmp_path: Path) -> None:
+    ok = Outcome(Step("a", "Users", "user_summary", "u.jsonl"), "succeeded", bytes=3,
+                 sha256=SHA, started=T0, finished=T0 + 1)
+    ignored = Outcome(Step("b", "Links", "link_export", "l.zip", ignore_errors=True), "failed",
+                      error="job 5 ended: failed (3)")
+    result = RunResult("k1", "pb.yml", [ok, ignored], ["Access: its inputs never arrived"],
+                       T0, T0 + 2)
+    path = write_run_report(tmp_path / REPORT_NAME, result)
+    data = json.loads(path.read_text())
+    jsonschema.validate(data, RUN_REPORT_SCHEMA)
+    assert (data["status"], data["run_id"], data["skipped_tasks"]) == (
+        "succeeded", "k1", ["Access: its inputs never arrived"])
+    assert [s["ignored"] for s in data["steps"]] == [False, True]
+    case = ET.fromstring(junit_xml(result)).findall("testsuite/testcase")[1]  # noqa: S314
+    assert case.find("failure") is None
+    assert case.find("skipped").get("message") == (
+        "failed (errors ignored): job 5 ended: failed (3)")
+    text = summary_table(result)
+    assert "  l.zip (ignored): job 5 ended: failed (3)" in text
+    assert "Tasks not run:\n  Access: its inputs never arrived" in text
+    assert text.splitlines()[-1].startswith("succeeded: 1 succeeded, 1 failed;")
+    ignored.step = Step("b", "Links", "link_export", "l.zip")
+    assert report_from_result(result)["status"] == "failed"
+    result.interrupted = True
+    assert report_from_result(result)["status"] == "interrupted"
