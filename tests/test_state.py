@@ -177,6 +177,8 @@ def test_every_transition_is_committed_before_the_call_returns(tmp_path: Path) -
         assert store.last_run().status is RunStatus.RUNNING
         store.begin_run("p.yml", "fp")
         assert store.run(1).status is RunStatus.CRASHED
+        assert [(r.id, r.status) for r in store.runs()] == [
+            (2, RunStatus.RUNNING), (1, RunStatus.CRASHED)]
 
 
 # ------------------------------------------------------------------ files and modes

@@ -420,6 +420,11 @@ class StateStore:
             raise KeyError(run_id)
         return _run(rows[0])
 
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs, newest first (for ``insights-runner status``)."""
+        return [_run(row) for row in
+                self._read(_RUN_SELECT + " ORDER BY id DESC LIMIT ?", (limit,))]
+
     def last_run(self) -> RunRecord | None:
         rows = self._read(_RUN_SELECT + " ORDER BY id DESC LIMIT 1")
         return _run(rows[0]) if rows else None
