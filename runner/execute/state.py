@@ -20,9 +20,9 @@ in its own transaction; a transition from any other state raises ``TransitionErr
 The one window where a job can be submitted twice
 -------------------------------------------------
 ``submitting()`` is committed *before* the POST and ``submitted(job_id)`` right after the
-service answers, before any polling.  If the process dies between the service accepting
-the POST and the commit of the job id (a few milliseconds: the answer's parse plus one
-SQLite commit), the next run finds the Step in ``submitting``: it cannot know whether the
+service answers, before any polling.  If the process dies after the POST left and before
+the job id is committed (one HTTP round trip plus one SQLite commit; nothing else happens
+in between), the next run finds the Step in ``submitting``: it cannot know whether the
 service accepted the job, so it submits again (``submitting()`` is allowed from
 ``submitting``) and should tell the user that one job may have been submitted twice.
 Every other crash point resumes without a second submit: ``submitted``/``downloading``
@@ -31,7 +31,8 @@ Steps are polled and downloaded again with the job id they hold.
 Paged queries commit ``(next token, records written, partial file size)`` after each page
 has been flushed and fsynced to the partial file (see ``runner.execute.outputs``); a resume
 truncates the partial file to the committed size and asks for the committed token, so no
-record is lost or written twice.
+record is lost or written twice.  A committed token of None after the first page means the
+last page is in: the resume only has to finish the file.
 
 Threads: the store holds ONE connection guarded by a lock; every method takes the lock for
 its whole transaction, so the scheduler's threads may share one ``StateStore``.  SQLite
