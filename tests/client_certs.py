@@ -22,7 +22,11 @@ def rsa_key(index: int = 0) -> rsa.RSAPrivateKey:
 
 
 def certificate(
-    key: rsa.RSAPrivateKey, *, days_valid: int = 365, start_days_ago: int = 1, name: str = "runner-test"
+    key: rsa.RSAPrivateKey,
+    *,
+    days_valid: int = 365,
+    start_days_ago: int = 1,
+    name: str = "runner-test",
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])

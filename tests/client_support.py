@@ -20,15 +20,22 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def make_client(sim, *, retry: RetryPolicy = FAST_RETRY, sleeps: Sleeps | None = None,
-                clock=time.time, **settings) -> InsightsClient:
+def make_client(
+    sim,
+    *,
+    retry: RetryPolicy = FAST_RETRY,
+    sleeps: Sleeps | None = None,
+    clock=time.time,
+    **settings,
+) -> InsightsClient:
     base = settings_for_simulator(sim)
     if settings:
         from dataclasses import replace
 
         base = replace(base, **settings)
-    return InsightsClient(base, retry=retry, sleep=sleeps if sleeps is not None else Sleeps(),
-                          clock=clock)
+    return InsightsClient(
+        base, retry=retry, sleep=sleeps if sleeps is not None else Sleeps(), clock=clock
+    )
 
 
 def wait_terminal(client: InsightsClient, op: str, job_id: int, timeout: float = 30.0) -> int:

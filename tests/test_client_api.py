@@ -25,52 +25,110 @@ def _first(client, op, values):
 
 
 def test_every_operation_once_with_its_documented_fields(sim, client, tmp_path):
-    sites = _first(client, "site_overview", {
-        "page_size": 10,
-        "filters": {"module": ["teams", "sharepoint", "onedrive", "m365_group"],
-                    "sensitivity": ["not_sensitive", "low", "medium", "high", "not_defined"],
-                    "exposure": ["low", "medium", "high"],
-                    "risk": ["no_risk", "low", "medium", "high", "not_defined"]},
-    })
+    sites = _first(
+        client,
+        "site_overview",
+        {
+            "page_size": 10,
+            "filters": {
+                "module": ["teams", "sharepoint", "onedrive", "m365_group"],
+                "sensitivity": ["not_sensitive", "low", "medium", "high", "not_defined"],
+                "exposure": ["low", "medium", "high"],
+                "risk": ["no_risk", "low", "medium", "high", "not_defined"],
+            },
+        },
+    )
     urls = [s["siteUrl"] for s in sites[:3]]
     users = _first(client, "user_summary", {"language": "en-US", "page_size": 10})
     emails = [u["email"] for u in users[:2]]
     groups = _first(client, "group_summary", {"language": "fr-FR", "page_size": 10})
     site_ids = _first(client, "site_ids", {"site_urls": urls})
-    _first(client, "link_summary", {"language": "ja-JP", "site_urls": urls, "page_size": 10,
-                                    "link_type": "anyone"})
+    _first(
+        client,
+        "link_summary",
+        {"language": "ja-JP", "site_urls": urls, "page_size": 10, "link_type": "anyone"},
+    )
     _first(client, "site_permissions", {"site_urls": urls, "language": "en-US", "page_size": 10})
-    _first(client, "user_permissions", {"site_urls": urls, "language": "en-US", "emails": emails,
-                                        "page_size": 10})
-    _first(client, "detail_records_by_site", {
-        "site_id": site_ids[0]["siteId"], "language": "en-US", "page_size": 10,
-        "filters": {"object_type": ["folder", "file", "item", "list"], "tag_name": ["Reviewed"],
-                    "sensitivity": ["high"], "exposure": ["low"], "risk": ["high"],
-                    "created_by": [emails[0]],
-                    "modified_time": ["2024-09-20T10:57:28Z", "2025-09-27T10:57:28Z"]},
-    })
-    _first(client, "detail_records", {
-        "language": "en-US", "page_size": 10,
-        "filters": {"module": ["teams"], "object_type": ["file"], "tag_name": ["Reviewed"],
-                    "username": [emails[0]], "sensitivity": ["high"], "exposure": ["high"],
-                    "risk": ["high"], "location": urls, "site_name": [sites[0]["siteName"]]},
-    })
+    _first(
+        client,
+        "user_permissions",
+        {"site_urls": urls, "language": "en-US", "emails": emails, "page_size": 10},
+    )
+    _first(
+        client,
+        "detail_records_by_site",
+        {
+            "site_id": site_ids[0]["siteId"],
+            "language": "en-US",
+            "page_size": 10,
+            "filters": {
+                "object_type": ["folder", "file", "item", "list"],
+                "tag_name": ["Reviewed"],
+                "sensitivity": ["high"],
+                "exposure": ["low"],
+                "risk": ["high"],
+                "created_by": [emails[0]],
+                "modified_time": ["2024-09-20T10:57:28Z", "2025-09-27T10:57:28Z"],
+            },
+        },
+    )
+    _first(
+        client,
+        "detail_records",
+        {
+            "language": "en-US",
+            "page_size": 10,
+            "filters": {
+                "module": ["teams"],
+                "object_type": ["file"],
+                "tag_name": ["Reviewed"],
+                "username": [emails[0]],
+                "sensitivity": ["high"],
+                "exposure": ["high"],
+                "risk": ["high"],
+                "location": urls,
+                "site_name": [sites[0]["siteName"]],
+            },
+        },
+    )
     jobs = {
-        "site_permission_export": client.submit("site_permission_export",
-                                                {"site_urls": urls, "language": "ja-JP"}),
-        "user_access_export": client.submit("user_access_export", {
-            "emails": emails, "data_sources": ["teams", "SharePoint Online"], "site_urls": urls,
-            "language": "fr-FR", "export_option": "summary_and_site_level"}),
-        "group_access_export": client.submit("group_access_export", {
-            "group_ids": [g["groupId"] for g in groups[:2]], "site_urls": urls,
-            "data_sources": ["onedrive"], "export_option": 2, "language": "en-US"}),
-        "link_export": client.link_export(language="en-US", link_type="organization",
-                                          start_time="2024-01-01T00:00:00",
-                                          end_time="2025-06-30T00:00:00"),
+        "site_permission_export": client.submit(
+            "site_permission_export", {"site_urls": urls, "language": "ja-JP"}
+        ),
+        "user_access_export": client.submit(
+            "user_access_export",
+            {
+                "emails": emails,
+                "data_sources": ["teams", "SharePoint Online"],
+                "site_urls": urls,
+                "language": "fr-FR",
+                "export_option": "summary_and_site_level",
+            },
+        ),
+        "group_access_export": client.submit(
+            "group_access_export",
+            {
+                "group_ids": [g["groupId"] for g in groups[:2]],
+                "site_urls": urls,
+                "data_sources": ["onedrive"],
+                "export_option": 2,
+                "language": "en-US",
+            },
+        ),
+        "link_export": client.link_export(
+            language="en-US",
+            link_type="organization",
+            start_time="2024-01-01T00:00:00",
+            end_time="2025-06-30T00:00:00",
+        ),
         "activity_export": client.activity_export(
-            email=emails[0], path=urls[0], start_time="2025-01-01T00:00:00",
-            end_time="2025-06-30T00:00:00", event_types=["FileAccessed", "FileModified"],
-            language="en-US"),
+            email=emails[0],
+            path=urls[0],
+            start_time="2025-01-01T00:00:00",
+            end_time="2025-06-30T00:00:00",
+            event_types=["FileAccessed", "FileModified"],
+            language="en-US",
+        ),
     }
     for name, job_id in jobs.items():
         assert wait_terminal(client, name, job_id) == catalog.STATUS_SUCCEEDED
@@ -106,8 +164,11 @@ def test_token_paging_is_lazy_complete_and_resumable(sim, client):
     assert sim.log.count("detail_records") == 2  # one request per page, nothing read ahead
     pages.close()
     # a new run resumes from the stored token
-    rest = [r["id"] for p in client.iter_pages("detail_records", body, start=second.next)
-            for r in p.records]
+    rest = [
+        r["id"]
+        for p in client.iter_pages("detail_records", body, start=second.next)
+        for r in p.records
+    ]
     assert [r["id"] for r in first.records + second.records] + rest == whole
     assert json.dumps(second.next)  # the cursor is a plain value the state store can keep
 
@@ -165,4 +226,5 @@ def test_a_failure_inside_a_200_body_is_an_error():
     check(_response(200, {"results": [], "status": 200, "message": ""}))
     # a status endpoint's "status" is the job's, not an HTTP code
     check_body(catalog.operation("permission_export_status"))(
-        _response(200, {"status": 2, "description": "Successfully exported."}))
+        _response(200, {"status": 2, "description": "Successfully exported."})
+    )

@@ -80,47 +80,83 @@ def identity(sim):
 
 def _signed(credential, **claims) -> str:
     now = int(time.time())
-    body = {"iss": claims.pop("iss", None), "sub": None, "aud": None, "jti": str(uuid.uuid4()),
-            "iat": now, "nbf": now, "exp": now + 300}
+    body = {
+        "iss": claims.pop("iss", None),
+        "sub": None,
+        "aud": None,
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+    }
     body.update(claims)
-    return jwt.encode({k: v for k, v in body.items() if v is not None},
-                      credential.signing_key(), algorithm="RS256",
-                      headers={"x5t": credential.x5t})
+    return jwt.encode(
+        {k: v for k, v in body.items() if v is not None},
+        credential.signing_key(),
+        algorithm="RS256",
+        headers={"x5t": credential.x5t},
+    )
 
 
 def _form(sim, endpoint, assertion, **extra) -> dict:
-    form = {"grant_type": "client_credentials", "client_id": sim.client_id,
-            "client_assertion_type": catalog.CLIENT_ASSERTION_TYPE,
-            "client_assertion": assertion, "scope": catalog.SCOPE}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": sim.client_id,
+        "client_assertion_type": catalog.CLIENT_ASSERTION_TYPE,
+        "client_assertion": assertion,
+        "scope": catalog.SCOPE,
+    }
     form.update(extra)
     return form
 
 
 REFUSALS = {
     "unknown client": lambda sim, ep, cred: _form(
-        sim, ep, client_assertion(cred, "not-registered", ep, now=time.time()), client_id=""),
+        sim, ep, client_assertion(cred, "not-registered", ep, now=time.time()), client_id=""
+    ),
     "wrong audience": lambda sim, ep, cred: _form(
-        sim, ep, client_assertion(cred, sim.client_id, ep + "/other", now=time.time())),
+        sim, ep, client_assertion(cred, sim.client_id, ep + "/other", now=time.time())
+    ),
     "expired": lambda sim, ep, cred: _form(
-        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time() - 900)),
+        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time() - 900)
+    ),
     "lives too long": lambda sim, ep, cred: _form(
-        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time(), lifetime=3600)),
+        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time(), lifetime=3600)
+    ),
     "sub is not the client": lambda sim, ep, cred: _form(
-        sim, ep, _signed(cred, iss=sim.client_id, sub="someone-else", aud=ep)),
+        sim, ep, _signed(cred, iss=sim.client_id, sub="someone-else", aud=ep)
+    ),
     "no jti": lambda sim, ep, cred: _form(
-        sim, ep, _signed(cred, iss=sim.client_id, sub=sim.client_id, aud=ep, jti=None)),
+        sim, ep, _signed(cred, iss=sim.client_id, sub=sim.client_id, aud=ep, jti=None)
+    ),
     "wrong scope": lambda sim, ep, cred: _form(
-        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time()), scope="openid"),
+        sim, ep, client_assertion(cred, sim.client_id, ep, now=time.time()), scope="openid"
+    ),
     "not signed with RS256": lambda sim, ep, cred: _form(
-        sim, ep, jwt.encode({"iss": sim.client_id, "sub": sim.client_id, "aud": ep,
-                             "exp": int(time.time()) + 300, "jti": "x"}, "k" * 32,
-                            algorithm="HS256")),
+        sim,
+        ep,
+        jwt.encode(
+            {
+                "iss": sim.client_id,
+                "sub": sim.client_id,
+                "aud": ep,
+                "exp": int(time.time()) + 300,
+                "jti": "x",
+            },
+            "k" * 32,
+            algorithm="HS256",
+        ),
+    ),
 }
 EXPECTED = {
-    "unknown client": "unknown client", "wrong audience": "aud must be the token endpoint",
-    "expired": "expired", "lives too long": "longer than 5 minutes",
-    "sub is not the client": "sub must equal iss", "no jti": "jti",
-    "wrong scope": "invalid_scope", "not signed with RS256": "RS256",
+    "unknown client": "unknown client",
+    "wrong audience": "aud must be the token endpoint",
+    "expired": "expired",
+    "lives too long": "longer than 5 minutes",
+    "sub is not the client": "sub must equal iss",
+    "no jti": "jti",
+    "wrong scope": "invalid_scope",
+    "not signed with RS256": "RS256",
 }
 
 
@@ -144,14 +180,15 @@ def test_a_reused_jti_is_refused(sim, identity):
 
 def test_an_unregistered_certificate_is_refused(sim):
     key = rsa_key(2)
-    from runner.client.api import InsightsClient
-    from runner.client.credentials import Credential
     from cryptography.hazmat.primitives import serialization
 
+    from runner.client.api import InsightsClient
+    from runner.client.credentials import Credential
     from runner.secret import Secret
 
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     stranger = Credential(Secret(pem), certificate(key), "stranger.pfx")
     client = InsightsClient(settings_for_simulator(sim), credential=stranger, sleep=Sleeps())
     with pytest.raises(AuthError, match="signature does not match"):

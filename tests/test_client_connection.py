@@ -46,8 +46,13 @@ def test_overrides_and_relative_certificate_path(tmp_path):
 
 def test_cloud_picks_the_identity_service(tmp_path):
     settings = resolve_connection(
-        {"base_url": "https://proxy.example/insights", "cloud": "gov", "client_id": "a",
-         "certificate": {"pfx_base64": "AAAA"}}, tmp_path,
+        {
+            "base_url": "https://proxy.example/insights",
+            "cloud": "gov",
+            "client_id": "a",
+            "certificate": {"pfx_base64": "AAAA"},
+        },
+        tmp_path,
     )
     assert settings.identity_url == regions.IDENTITY_SERVICES["gov"]
     assert settings.certificate.pfx_base64 == Secret("AAAA")
@@ -68,12 +73,22 @@ def test_all_problems_at_once_with_positions(tmp_path):
 
     with pytest.raises(PlaybookError) as info:
         resolve_connection(
-            {"region": "mars", "verify_tls": "no", "colour": 1,
-             "certificate": {"path": "a.pfx", "pfx_base64": "x"}},
-            tmp_path, locate=locate,
+            {
+                "region": "mars",
+                "verify_tls": "no",
+                "colour": 1,
+                "certificate": {"path": "a.pfx", "pfx_base64": "x"},
+            },
+            tmp_path,
+            locate=locate,
         )
     fields = {d.field for d in info.value.diagnostics}
-    assert {"connection.region", "connection.verify_tls", "connection.colour",
-            "connection.client_id", "connection.certificate"} <= fields
+    assert {
+        "connection.region",
+        "connection.verify_tls",
+        "connection.colour",
+        "connection.client_id",
+        "connection.certificate",
+    } <= fields
     assert all(str(d).startswith("play.yml:") for d in info.value.diagnostics)
     assert info.value.exit_code == 2

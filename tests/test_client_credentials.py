@@ -15,7 +15,7 @@ from runner.client.auth import client_assertion
 from runner.client.credentials import load_certificate, load_pem, load_pfx, load_pfx_base64
 from runner.errors import CredentialError
 
-PASSWORD = "pa55-w0rd-never-printed"
+PASSWORD = "pa55-w0rd-never-printed"  # noqa: S105 - a test certificate's password
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,23 @@ def good():
 
 def _x5t(cert) -> str:
     der = cert.public_bytes(serialization.Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hashlib.sha1(der, usedforsecurity=False).digest())
+        .rstrip(b"=")
+        .decode()
+    )
 
 
 def test_pfx_with_password(tmp_path, good):
     key, cert = good
     cred = load_pfx(write_pfx(tmp_path / "app.pfx", key, cert, PASSWORD), PASSWORD)
     assert cred.x5t == _x5t(cert)
-    assert cred.thumbprint_hex == hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    assert (
+        cred.thumbprint_hex
+        == hashlib.sha1(cert.public_bytes(serialization.Encoding.DER), usedforsecurity=False)
+        .hexdigest()
+        .upper()
+    )
     assert PASSWORD not in repr(cred)
     assert "PRIVATE" not in repr(cred) and "PRIVATE" not in str(cred.private_key_pem)
 
@@ -76,7 +85,7 @@ def test_wrong_password_for_an_encrypted_pem_key(tmp_path, good):
     key, cert = good
     crt = write_pem(tmp_path / "app.crt", tmp_path / "app.key", key, cert, password=PASSWORD)
     with pytest.raises(CredentialError, match="wrong password"):
-        load_pem(crt, tmp_path / "app.key", password="nope")
+        load_pem(crt, tmp_path / "app.key", password="nope")  # noqa: S106
     with pytest.raises(CredentialError, match="encrypted; give its password"):
         load_pem(crt, tmp_path / "app.key")
 
@@ -139,7 +148,10 @@ def test_client_assertion_claims_and_header(tmp_path, good):
     assert header["alg"] == "RS256" and header["x5t"] == _x5t(cert)
     assert header["kid"] == cred.thumbprint_hex
     claims = jwt.decode(
-        first, key.public_key(), algorithms=["RS256"], audience=audience,
+        first,
+        key.public_key(),
+        algorithms=["RS256"],
+        audience=audience,
         options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
     )
     assert claims["iss"] == claims["sub"] == "client-1"

@@ -20,7 +20,9 @@ OP = "site_permission_export"
 def finished_job(sim):
     """A client and a finished export of a dozen sites (a .zip of some size)."""
     client = make_client(sim)
-    urls = [s["siteUrl"] for s in next(client.iter_pages("site_overview", {"page_size": 12})).records]
+    urls = [
+        s["siteUrl"] for s in next(client.iter_pages("site_overview", {"page_size": 12})).records
+    ]
     job_id = client.submit(OP, {"site_urls": urls})
     assert wait_terminal(client, OP, job_id) == catalog.STATUS_SUCCEEDED
     return client, job_id
@@ -36,7 +38,9 @@ def test_a_resumed_download_equals_the_original_byte_for_byte(sim, finished_job,
     resumed = client.download(OP, job_id, tmp_path / "resumed.zip")
     assert resumed.resumes == 2
     assert resumed.path.read_bytes() == original.path.read_bytes()
-    assert resumed.sha256 == original.sha256 == hashlib.sha256(resumed.path.read_bytes()).hexdigest()
+    assert (
+        resumed.sha256 == original.sha256 == hashlib.sha256(resumed.path.read_bytes()).hexdigest()
+    )
     assert resumed.bytes == original.bytes
     ranged = [e for e in sim.log.requests("permission_export_file") if e.status == 206]
     assert len(ranged) == 2  # the transfer went on from where it stopped, not from zero

@@ -69,8 +69,26 @@ def test_retries_are_bounded_by_time(sim):
 
 def test_an_unreachable_service_is_exit_3(sim):
     sleeps = Sleeps()
-    client = make_client(sim, sleeps=sleeps, base_url=f"http://127.0.0.1:{closed_port()}/insights",
-                         retry=RetryPolicy(max_attempts=3, base_delay=0.001))
+    client = make_client(
+        sim,
+        sleeps=sleeps,
+        base_url=f"http://127.0.0.1:{closed_port()}/insights",
+        retry=RetryPolicy(max_attempts=3, base_delay=0.001),
+    )
     with pytest.raises(UnreachableError, match="cannot connect") as info:
         client.call("user_summary", {"page_size": 5})
     assert info.value.exit_code == 3 and len(sleeps) == 2
+
+
+def test_tls_is_verified_unless_the_user_says_otherwise(sim):
+    assert make_client(sim).session.verify is True
+    assert make_client(sim, verify_tls=False).session.verify is False
+    # https to a plain-HTTP port: the TLS failure is converted at the boundary, exit 3
+    client = make_client(
+        sim,
+        identity_url=sim.identity_url.replace("http://", "https://"),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    with pytest.raises(UnreachableError, match="TLS failed") as info:
+        client.auth.token()
+    assert info.value.exit_code == 3

@@ -24,8 +24,9 @@ def test_no_secret_reaches_debug_logs(sim, tmp_path, caplog):
     sim.expire_tokens()  # a 401, then a refresh
     urls = [s["siteUrl"] for s in client.iter_records("site_overview", {"page_size": 5})][:2]
     tokens.append(client.auth.token().value.reveal())
-    sim.set_faults(Faults(seed=9, truncate_rate=0.5, error_rate=0.2, rate_limit_rate=0.1,
-                          retry_after=0.01))
+    sim.set_faults(
+        Faults(seed=9, truncate_rate=0.5, error_rate=0.2, rate_limit_rate=0.1, retry_after=0.01)
+    )
     job_id = client.submit("site_permission_export", {"site_urls": urls})
     wait_terminal(client, "site_permission_export", job_id)
     client.download("site_permission_export", job_id, tmp_path)
@@ -44,8 +45,11 @@ def test_no_secret_reaches_debug_logs(sim, tmp_path, caplog):
         assert token.split(".")[2] not in text  # not even the signature part
     assert "eyJ" not in text  # no JWT at all: access tokens or client assertions
     assert sim.credentials.pfx_password not in text
-    key_lines = [line for line in sim.credentials.key_pem_path.read_text().splitlines()
-                 if line and not line.startswith("-----")]
+    key_lines = [
+        line
+        for line in sim.credentials.key_pem_path.read_text().splitlines()
+        if line and not line.startswith("-----")
+    ]
     assert not any(line in text for line in key_lines)
     assert "PRIVATE KEY" not in text
     assert "Bearer" not in text

@@ -22,7 +22,7 @@ from runner.errors import (
 @given(attempt=st.integers(1, 5), seed=st.integers(0, 2**32))
 def test_full_jitter_stays_under_the_exponential_ceiling(attempt, seed):
     policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=4.0, max_total=1e9)
-    delay = policy.next_delay(ServerError("503"), attempt, 0.0, random.Random(seed))
+    delay = policy.next_delay(ServerError("503"), attempt, 0.0, random.Random(seed))  # noqa: S311
     assert delay is not None and 0.0 <= delay <= min(4.0, 0.5 * 2 ** (attempt - 1))
 
 

@@ -97,9 +97,11 @@ def _encode(op: Operation, field: Field, value: Any) -> Any:
 
 
 def _filters(op: Operation, value: Any) -> list[dict[str, Any]]:
-    """``{name: values}`` or ``[{id, values}]`` -> the API's ``[{id, values}]`` with string codes."""
-    items = value.items() if isinstance(value, Mapping) else (
-        (item.get("id"), item.get("values")) for item in value
+    """``{name: values}`` or ``[{id, values}]`` -> the API's ``[{id, values}]`` (string codes)."""
+    items = (
+        value.items()
+        if isinstance(value, Mapping)
+        else ((item.get("id"), item.get("values")) for item in value)
     )
     out = []
     for name, values in items:
@@ -136,8 +138,9 @@ def check_body(op: Operation) -> Callable[[requests.Response], None]:
         try:
             body = response.json()
         except ValueError:
-            raise ServerError(f"{op.name}: the answer is not JSON", status=response.status_code,
-                              operation=op.name) from None
+            raise ServerError(
+                f"{op.name}: the answer is not JSON", status=response.status_code, operation=op.name
+            ) from None
         if not isinstance(body, Mapping):
             raise ServerError(f"{op.name}: the answer is not a JSON object", operation=op.name)
         if op.kind == "status":
@@ -165,22 +168,38 @@ def _check_http(op: Operation, response: requests.Response) -> None:
             exc.operation = op.name
             raise
     if busy:
-        raise SlotsBusy(f"{op.name}: the tenant already runs {catalog.MAX_CONCURRENT_EXPORTS} "
-                        f"export jobs: {message}", status=response.status_code, operation=op.name)
-    _raise_for(op, response.status_code, message,
-               retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        raise SlotsBusy(
+            f"{op.name}: the tenant already runs {catalog.MAX_CONCURRENT_EXPORTS} "
+            f"export jobs: {message}",
+            status=response.status_code,
+            operation=op.name,
+        )
+    _raise_for(
+        op,
+        response.status_code,
+        message,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
 
 
 def _raise_for(op: Operation, status: int, message: str, retry_after: float | None) -> None:
     tail = f": {message}" if message else ""
     if status == 429:
-        raise RateLimited(f"{op.name}: rate limited{tail}", retry_after=retry_after,
-                          status=status, operation=op.name)
+        raise RateLimited(
+            f"{op.name}: rate limited{tail}",
+            retry_after=retry_after,
+            status=status,
+            operation=op.name,
+        )
     if status >= 500:
-        raise ServerError(f"{op.name}: server error {status}{tail}", status=status,
-                          operation=op.name)
-    raise RequestRejected(f"{op.name}: the service rejected the request ({status}){tail}",
-                          status=status, operation=op.name)
+        raise ServerError(
+            f"{op.name}: server error {status}{tail}", status=status, operation=op.name
+        )
+    raise RequestRejected(
+        f"{op.name}: the service rejected the request ({status}){tail}",
+        status=status,
+        operation=op.name,
+    )
 
 
 def _busy(response: requests.Response) -> bool:
@@ -241,8 +260,14 @@ class InsightsClient:
 
     # -- one request
 
-    def call(self, op: str | Operation, body: Mapping[str, Any] | None = None, *,
-             params: Mapping[str, Any] | None = None, encoded: bool = False) -> dict[str, Any]:
+    def call(
+        self,
+        op: str | Operation,
+        body: Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        encoded: bool = False,
+    ) -> dict[str, Any]:
         """One request; the checked JSON answer.  ``encoded``: ``body`` already uses API names."""
         op = self.operation(op)
         url = self.settings.api_url(op.path)
@@ -252,18 +277,19 @@ class InsightsClient:
         else:
             kwargs["json"] = dict(body or {}) if encoded else request_body(op, body)
         response = self.transport.request(
-            op.method, url, operation=op.name, check=check_body(op),
-            retry=self._policy(op), **kwargs,
+            op.method,
+            url,
+            operation=op.name,
+            check=check_body(op),
+            **kwargs,
         )
         return response.json()
 
-    def _policy(self, op: Operation) -> RetryPolicy | None:
-        return None  # the transport's own; exports too (the simulator refuses before creating)
-
     # -- paging
 
-    def iter_pages(self, op: str | Operation, body: Mapping[str, Any] | None = None, *,
-                   start: Cursor = None) -> Iterator[Page]:
+    def iter_pages(
+        self, op: str | Operation, body: Mapping[str, Any] | None = None, *, start: Cursor = None
+    ) -> Iterator[Page]:
         """Pages of records, one request each; resume by passing a page's ``next`` as ``start``."""
         op = self.operation(op)
         encoded = request_body(op, body)
@@ -271,10 +297,12 @@ class InsightsClient:
             answer = self.call(op, encoded, encoded=True)
             yield Page(_records(op, answer), None, None)
             return
-        size = int(encoded.get(op.page_size_field or "", catalog.MAX_PAGE_SIZE) or catalog.MAX_PAGE_SIZE)
+        size = int(
+            encoded.get(op.page_size_field or "", catalog.MAX_PAGE_SIZE) or catalog.MAX_PAGE_SIZE
+        )
         cursor: Cursor = start if start is not None else (1 if op.paging == "start_page" else None)
         while True:
-            field = op.page_start_field if op.paging == "start_page" else op.token_field
+            field = (op.page_start_field if op.paging == "start_page" else op.token_field) or ""
             answer = self.call(op, {**encoded, field: cursor}, encoded=True)
             records = _records(op, answer)
             if op.paging == "start_page":
@@ -283,16 +311,20 @@ class InsightsClient:
             else:
                 following = answer.get("nextToken") or None
                 if following is not None and following == cursor:
-                    raise ServerError(f"{op.name}: the service returned the same token again",
-                                      operation=op.name)
-            log.debug("%s: page of %d records (more: %s)", op.name, len(records), following is not None)
+                    raise ServerError(
+                        f"{op.name}: the service returned the same token again", operation=op.name
+                    )
+            log.debug(
+                "%s: page of %d records (more: %s)", op.name, len(records), following is not None
+            )
             yield Page(records, following, cursor)
             if following is None:
                 return
             cursor = following
 
-    def iter_records(self, op: str | Operation, body: Mapping[str, Any] | None = None, *,
-                     start: Cursor = None) -> Iterator[dict[str, Any]]:
+    def iter_records(
+        self, op: str | Operation, body: Mapping[str, Any] | None = None, *, start: Cursor = None
+    ) -> Iterator[dict[str, Any]]:
         for page in self.iter_pages(op, body, start=start):
             yield from page.records
 
@@ -312,13 +344,19 @@ class InsightsClient:
         status_op = self._job_op(op, "status")
         return int(self.call(status_op, params={"id": job_id})["status"])
 
-    def download(self, op: str | Operation, job_id: int, dest: str | Path, **kwargs: Any) -> Downloaded:
-        """Stream a finished export into ``dest`` (a file path, or a folder: the server names it)."""
+    def download(
+        self, op: str | Operation, job_id: int, dest: str | Path, **kwargs: Any
+    ) -> Downloaded:
+        """Stream a finished export to ``dest``: a file path, or a folder (the server names it)."""
         file_op = self._job_op(op, "file")
         kwargs.setdefault("fallback_name", f"{self.operation(op).name}-{job_id}.zip")
         return download(
-            self.transport, self.settings.api_url(file_op.path), dest, params={"id": job_id},
-            operation=f"{file_op.name} {job_id}", **kwargs,
+            self.transport,
+            self.settings.api_url(file_op.path),
+            dest,
+            params={"id": job_id},
+            operation=f"{file_op.name} {job_id}",
+            **kwargs,
         )
 
     def _job_op(self, op: str | Operation, which: str) -> Operation:
@@ -341,17 +379,22 @@ def _records(op: Operation, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _named(op: Operation) -> Callable[..., Any]:
     """A thin method for one operation, so callers can write ``client.user_summary(...)``."""
     if op.is_export:
+
         def method(self: InsightsClient, **fields: Any) -> Any:
             return self.submit(op, fields)
     elif op.kind == "status":
+
         def method(self: InsightsClient, job_id: int) -> Any:  # type: ignore[misc]
             return self.job_status(op, job_id)
     elif op.kind == "file":
+
         def method(self: InsightsClient, job_id: int, dest: str | Path, **kwargs: Any) -> Any:  # type: ignore[misc]
             return self.download(op, job_id, dest, **kwargs)
     else:
+
         def method(self: InsightsClient, **fields: Any) -> Any:  # type: ignore[misc]
             return self.iter_records(op, fields)
+
     method.__name__ = op.name
     method.__doc__ = f"{op.summary} ({op.method} {op.path})"
     return method

@@ -50,7 +50,7 @@ class Token:
     issued_at: float
     expires_at: float
     scope: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
 
     @property
     def lifetime(self) -> float:
@@ -65,7 +65,8 @@ class Token:
         return now < self.refresh_at()
 
     def header(self) -> str:
-        return f"{self.token_type} {self.value.reveal()}"
+        value = self.value.reveal()
+        return f"{self.token_type} {value.decode() if isinstance(value, bytes) else value}"
 
 
 # ------------------------------------------------------------------- pure: the assertion
@@ -95,8 +96,13 @@ def client_assertion(
     return jwt.encode(claims, credential.signing_key(), algorithm="RS256", headers=headers)
 
 
-def token_request_form(credential: Credential, client_id: str, token_endpoint: str, now: float,
-                       scope: str = catalog.SCOPE) -> dict[str, str]:
+def token_request_form(
+    credential: Credential,
+    client_id: str,
+    token_endpoint: str,
+    now: float,
+    scope: str = catalog.SCOPE,
+) -> dict[str, str]:
     return {
         "grant_type": "client_credentials",
         "client_id": client_id,
@@ -192,14 +198,21 @@ class CertificateAuth:
 
 
 def request_token(
-    transport: Transport, endpoint: str, form: Mapping[str, str], now: float,
+    transport: Transport,
+    endpoint: str,
+    form: Mapping[str, str],
+    now: float,
     scope: str = catalog.SCOPE,
 ) -> Token:
     """The client-credentials grant: trade a signed assertion for an access token."""
     try:
         response = transport.request(
-            "POST", endpoint, data=dict(form), operation="token request",
-            check=_check_token_answer, headers={"Accept": "application/json"},
+            "POST",
+            endpoint,
+            data=dict(form),
+            operation="token request",
+            check=_check_token_answer,
+            headers={"Accept": "application/json"},
         )
     except RequestRejected as exc:  # _check_token_answer raises AuthError for 4xx already
         raise AuthError(str(exc)) from exc

@@ -14,7 +14,7 @@ its file) turns them into ``file:line:col`` diagnostics.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,7 +66,6 @@ class ConnectionSettings:
     region: str | None = None
     simulator: bool = False
     timeout: float = DEFAULT_TIMEOUT
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def api_url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -89,7 +88,9 @@ def resolve_connection(
         raise _error([(prefix, "must be a mapping of connection settings")], locate)
     for name in mapping:
         if name not in KNOWN_FIELDS:
-            problem(str(name), f"unknown connection setting; allowed: {', '.join(sorted(KNOWN_FIELDS))}")
+            problem(
+                str(name), f"unknown connection setting; allowed: {', '.join(sorted(KNOWN_FIELDS))}"
+            )
 
     simulator = _bool(mapping, "simulator", False, problem)
     region = _text(mapping, "region", problem)
@@ -109,7 +110,10 @@ def resolve_connection(
 
     cloud = _text(mapping, "cloud", problem)
     if cloud is not None and cloud.lower() not in regions.IDENTITY_SERVICES:
-        problem("cloud", f"unknown cloud {cloud!r}; choose one of: {', '.join(regions.IDENTITY_SERVICES)}")
+        problem(
+            "cloud",
+            f"unknown cloud {cloud!r}; choose one of: {', '.join(regions.IDENTITY_SERVICES)}",
+        )
         cloud = None
     identity_url = _url(mapping, "identity_url", problem)
     if identity_url is None:
@@ -122,7 +126,9 @@ def resolve_connection(
 
     client_id = _text(mapping, "client_id", problem)
     if not client_id and not simulator:
-        problem("client_id", "the application (client) ID of the registered AvePoint app is required")
+        problem(
+            "client_id", "the application (client) ID of the registered AvePoint app is required"
+        )
 
     certificate = _certificate(mapping.get("certificate"), Path(base_dir), problem, simulator)
     verify_tls = _bool(mapping, "verify_tls", True, problem)
@@ -167,7 +173,10 @@ def settings_for_simulator(sim: Any, *, verify_tls: bool = True) -> ConnectionSe
 def _certificate(value: Any, base_dir: Path, problem, simulator: bool) -> CertificateSource | None:
     if value is None:
         if not simulator:
-            problem("certificate", "a certificate is required (path to a .pfx/.p12 or PEM, or pfx_base64)")
+            problem(
+                "certificate",
+                "a certificate is required (path to a .pfx/.p12 or PEM, or pfx_base64)",
+            )
         return None
     if isinstance(value, str):  # shorthand: certificate: path/to/cert.pfx
         value = {"path": value}
@@ -176,7 +185,10 @@ def _certificate(value: Any, base_dir: Path, problem, simulator: bool) -> Certif
         return None
     for name in value:
         if name not in CERTIFICATE_FIELDS:
-            problem(f"certificate.{name}", f"unknown certificate setting; allowed: {', '.join(sorted(CERTIFICATE_FIELDS))}")
+            problem(
+                f"certificate.{name}",
+                f"unknown certificate setting; allowed: {', '.join(sorted(CERTIFICATE_FIELDS))}",
+            )
     path = value.get("path")
     pfx_base64 = value.get("pfx_base64")
     if (path is None) == (pfx_base64 is None):
@@ -188,7 +200,10 @@ def _certificate(value: Any, base_dir: Path, problem, simulator: bool) -> Certif
             return None
     password = value.get("password")
     if password is not None and not isinstance(password, str | Secret):
-        problem("certificate.password", "must be a string (use {{ env('NAME') }}, never the password itself)")
+        problem(
+            "certificate.password",
+            "must be a string (use {{ env('NAME') }}, never the password itself)",
+        )
         return None
     return CertificateSource(
         path=_relative(path, base_dir),

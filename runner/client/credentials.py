@@ -112,7 +112,9 @@ def load_pfx_base64(
     try:
         data = base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise CredentialError(f"{source}: the value is not base64 (expected a base64 .pfx)") from None
+        raise CredentialError(
+            f"{source}: the value is not base64 (expected a base64 .pfx)"
+        ) from None
     if not data:
         raise CredentialError(f"{source}: the value is empty")
     return _from_pfx(data, password, source, clock)
@@ -142,9 +144,13 @@ def load_pem(
         if password:
             key = serialization.load_pem_private_key(key_data, None)
         else:
-            raise CredentialError(f"{key_source}: the private key is encrypted; give its password") from None
+            raise CredentialError(
+                f"{key_source}: the private key is encrypted; give its password"
+            ) from None
     except ValueError:
-        raise CredentialError(f"{key_source}: wrong password for the private key, or not a key") from None
+        raise CredentialError(
+            f"{key_source}: wrong password for the private key, or not a key"
+        ) from None
     return _checked(key, certificate, str(cert_path), clock)
 
 
@@ -158,10 +164,14 @@ def _from_pfx(data: bytes, password: Secret | str | None, source: str, clock: Cl
         # cryptography reports a wrong password and a non-PKCS#12 file the same way; the DER
         # header tells them apart.
         if not _looks_like_pfx(data):
-            raise CredentialError(f"{source}: not a certificate (.pfx/.p12 or PEM expected)") from None
+            raise CredentialError(
+                f"{source}: not a certificate (.pfx/.p12 or PEM expected)"
+            ) from None
         if password:
             raise CredentialError(f"{source}: wrong certificate password") from None
-        raise CredentialError(f"{source}: the .pfx is password-protected; give its password") from None
+        raise CredentialError(
+            f"{source}: the .pfx is password-protected; give its password"
+        ) from None
     if certificate is None:
         raise CredentialError(f"{source}: the .pfx holds no certificate")
     if key is None:
@@ -177,7 +187,8 @@ def _checked(key: object, certificate: x509.Certificate, source: str, clock: Clo
     now = clock()
     if certificate.not_valid_after_utc <= now:
         raise CredentialError(
-            f"{source}: the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+            f"{source}: the certificate expired on "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
         )
     if certificate.not_valid_before_utc > now:
         raise CredentialError(
@@ -224,7 +235,9 @@ def _read(path: str | Path) -> bytes:
     except IsADirectoryError:
         raise CredentialError(f"{path}: is a directory, not a certificate file") from None
     except OSError as exc:
-        raise CredentialError(f"{path}: cannot read the certificate file ({exc.strerror})") from None
+        raise CredentialError(
+            f"{path}: cannot read the certificate file ({exc.strerror})"
+        ) from None
 
 
 def _password_bytes(password: Secret | str | None) -> bytes | None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import email.message
 import email.utils
-import http.client
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -80,7 +80,11 @@ def download(
         )
         if require_zip:
             _verify_zip(temp, operation)
-        target = dest if not dest.is_dir() else folder / (hint or safe_name(fallback_name) or "export.zip")
+        target = (
+            dest
+            if not dest.is_dir()
+            else folder / (hint or safe_name(fallback_name) or "export.zip")
+        )
         _inside(target, folder)
         os.replace(temp, target)
     finally:
@@ -94,9 +98,16 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
     hasher = hashlib.sha256()
     with open(temp, "wb") as handle:
         while True:
-            headers = {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
+            headers = (
+                {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
+            )
             response = transport.request(
-                "GET", url, params=params, headers=headers, stream=True, operation=operation,
+                "GET",
+                url,
+                params=params,
+                headers=headers,
+                stream=True,
+                operation=operation,
                 check=check_status,
             )
             with response:
@@ -129,9 +140,12 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
             if resumes > max_resumes:
                 raise DownloadError(
                     f"{operation}: the connection kept dropping ({resumes - 1} resumes, "
-                    f"{written} bytes so far)", operation=operation,
+                    f"{written} bytes so far)",
+                    operation=operation,
                 )
-            log.info("%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written)
+            log.info(
+                "%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written
+            )
             handle.flush()
     return hint, written, hasher.hexdigest(), resumes
 
@@ -153,8 +167,9 @@ def _where(response: requests.Response, written: int, total: int | None, operati
     if response.status_code == 206:
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
         if not match:
-            raise DownloadError(f"{operation}: a 206 answer without a usable Content-Range",
-                                operation=operation)
+            raise DownloadError(
+                f"{operation}: a 206 answer without a usable Content-Range", operation=operation
+            )
         start = int(match.group(1))
         if start != written:
             raise DownloadError(
@@ -164,23 +179,29 @@ def _where(response: requests.Response, written: int, total: int | None, operati
         whole = match.group(3)
         return start, int(whole) if whole != "*" else total
     if response.status_code != 200:
-        raise DownloadError(f"{operation}: unexpected status {response.status_code}",
-                            operation=operation)
+        raise DownloadError(
+            f"{operation}: unexpected status {response.status_code}", operation=operation
+        )
     return 0, int(length) if length and length.isdigit() else None
 
 
 def _verify_zip(path: Path, operation: str) -> None:
     if not zipfile.is_zipfile(path):
-        raise DownloadError(f"{operation}: the downloaded file is not a whole .zip", operation=operation)
+        raise DownloadError(
+            f"{operation}: the downloaded file is not a whole .zip", operation=operation
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             broken = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DownloadError(f"{operation}: the downloaded .zip is corrupt ({exc})",
-                            operation=operation) from exc
+        raise DownloadError(
+            f"{operation}: the downloaded .zip is corrupt ({exc})", operation=operation
+        ) from exc
     if broken is not None:
-        raise DownloadError(f"{operation}: the downloaded .zip is corrupt ({broken!r} fails its CRC)",
-                            operation=operation)
+        raise DownloadError(
+            f"{operation}: the downloaded .zip is corrupt ({broken!r} fails its CRC)",
+            operation=operation,
+        )
 
 
 def content_disposition_name(value: str | None) -> str | None:
@@ -213,7 +234,7 @@ def safe_name(name: str) -> str | None:
         return None
     stem, dot, suffix = name.rpartition(".")
     if len(name) > 150:
-        name = (stem[: 140] + dot + suffix[:9]) if dot else name[:150]
+        name = (stem[:140] + dot + suffix[:9]) if dot else name[:150]
     return name
 
 

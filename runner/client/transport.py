@@ -113,24 +113,32 @@ class Transport:
                 delay = policy.next_delay(error, attempt, slept)
                 if delay is None:
                     raise
-                log.info(
-                    "%s %s: %s; retry %d in %.2f s", method, _path(url), error, attempt, delay
-                )
+                log.info("%s %s: %s; retry %d in %.2f s", method, _path(url), error, attempt, delay)
                 self.sleep(delay)
                 slept += delay
 
     def _send(
-        self, method: str, url: str, headers: dict[str, str], stream: bool, operation: str, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        stream: bool,
+        operation: str,
+        **kwargs: Any,
     ) -> requests.Response:
         started = time.monotonic()
         try:
             response = self.session.request(
-                method, url, headers=headers, stream=stream, timeout=kwargs.pop("timeout", self.timeout),
+                method,
+                url,
+                headers=headers,
+                stream=stream,
+                timeout=kwargs.pop("timeout", self.timeout),
                 **kwargs,
             )
         except requests.exceptions.SSLError as exc:
             raise UnreachableError(
-                f"{_host(url)}: TLS verification failed ({_reason(exc)}); fix the CA bundle "
+                f"{_host(url)}: TLS failed ({_reason(exc)}); check the URL and the CA bundle "
                 "(REQUESTS_CA_BUNDLE) or, for a test service only, set verify_tls: false"
             ) from exc
         except requests.exceptions.Timeout as exc:
@@ -138,7 +146,10 @@ class Transport:
         except requests.exceptions.RequestException as exc:
             raise UnreachableError(f"{_host(url)}: cannot connect ({_reason(exc)})") from exc
         log.debug(
-            "%s %s -> %d (%.3f s)", method, _path(url), response.status_code,
+            "%s %s -> %d (%.3f s)",
+            method,
+            _path(url),
+            response.status_code,
             time.monotonic() - started,
         )
         return response
@@ -150,7 +161,7 @@ def check_status(response: requests.Response) -> None:
     if 200 <= status < 300:
         return
     message = service_message(response)
-    where = _path(response.request.url if response.request else response.url)
+    where = _path((response.request.url if response.request else None) or response.url or "")
     if status == 429:
         raise RateLimited(
             f"{where}: rate limited (429){_tail(message)}",
@@ -161,7 +172,9 @@ def check_status(response: requests.Response) -> None:
         raise ServerError(f"{where}: server error {status}{_tail(message)}", status=status)
     if status in (401, 403):
         raise AuthError(f"{where}: {status} {response.reason or ''}{_tail(message)}".rstrip())
-    raise RequestRejected(f"{where}: the service rejected the request ({status}){_tail(message)}", status=status)
+    raise RequestRejected(
+        f"{where}: the service rejected the request ({status}){_tail(message)}", status=status
+    )
 
 
 def service_message(response: requests.Response) -> str:
@@ -180,8 +193,10 @@ def service_message(response: requests.Response) -> str:
             break
     errors = body.get("errors")  # ASP.NET ProblemDetails: {field: [messages]}
     if isinstance(errors, Mapping):
-        parts += [f"{field}: {'; '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                  for field, msgs in errors.items()]
+        parts += [
+            f"{field}: {'; '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            for field, msgs in errors.items()
+        ]
     return " ".join(parts)[:500]
 
 

@@ -34,14 +34,27 @@ def auth() -> None:
 @click.option("--identity-url", help="Identity service URL (default: the region's).")
 @click.option("--cloud", type=click.Choice(["commercial", "gov"]), help="Identity service by name.")
 @click.option("--client-id", envvar="INSIGHTS_CLIENT_ID", help="Application (client) ID.")
-@click.option("--cert", "cert", type=click.Path(dir_okay=False, path_type=Path),
-              help="Certificate: .pfx/.p12 or PEM (certificate and key).")
-@click.option("--cert-key", type=click.Path(dir_okay=False, path_type=Path),
-              help="PEM private key, when it is not in the --cert file.")
-@click.option("--cert-password-env", metavar="NAME",
-              help="Environment variable holding the certificate password.")
-@click.option("--pfx-base64-env", metavar="NAME",
-              help="Environment variable holding a base64 .pfx (instead of --cert).")
+@click.option(
+    "--cert",
+    "cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Certificate: .pfx/.p12 or PEM (certificate and key).",
+)
+@click.option(
+    "--cert-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM private key, when it is not in the --cert file.",
+)
+@click.option(
+    "--cert-password-env",
+    metavar="NAME",
+    help="Environment variable holding the certificate password.",
+)
+@click.option(
+    "--pfx-base64-env",
+    metavar="NAME",
+    help="Environment variable holding a base64 .pfx (instead of --cert).",
+)
 @click.option("--no-verify-tls", is_flag=True, help="Do not verify TLS (a test service only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
@@ -58,7 +71,7 @@ def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
             token = client.auth.token()
             discovery = client.auth.discovery()
         expires = dt.datetime.fromtimestamp(token.expires_at, dt.UTC)
-        result = {
+        result: dict[str, Any] = {
             "base_url": settings.base_url,
             "identity_url": settings.identity_url,
             "token_endpoint": discovery.token_endpoint,
@@ -80,10 +93,14 @@ def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
     click.echo(f"  base URL:     {result['base_url']}")
     click.echo(f"  identity:     {result['identity_url']}")
     click.echo(f"  scope:        {result['scope']}")
-    click.echo(f"  expires:      {result['expires_at']} (in {result['expires_in_seconds'] // 60} min)")
-    click.echo(f"  certificate:  {result['certificate']['subject']} "
-               f"(thumbprint {result['certificate']['thumbprint']}, "
-               f"valid until {result['certificate']['not_after']})")
+    click.echo(
+        f"  expires:      {result['expires_at']} (in {result['expires_in_seconds'] // 60} min)"
+    )
+    click.echo(
+        f"  certificate:  {result['certificate']['subject']} "
+        f"(thumbprint {result['certificate']['thumbprint']}, "
+        f"valid until {result['certificate']['not_after']})"
+    )
     if not settings.verify_tls:
         click.echo("  warning: TLS verification is off", err=True)
 
@@ -109,9 +126,12 @@ def _settings(playbook: Path | None, flags: dict[str, Any]) -> Iterator[Connecti
 
 
 _FLAG_NAMES = {
-    "connection.certificate": "--cert", "connection.client_id": "--client-id",
-    "connection.region": "--region", "connection.base_url": "--base-url",
-    "connection.identity_url": "--identity-url", "connection.cloud": "--cloud",
+    "connection.certificate": "--cert",
+    "connection.client_id": "--client-id",
+    "connection.region": "--region",
+    "connection.base_url": "--base-url",
+    "connection.identity_url": "--identity-url",
+    "connection.cloud": "--cloud",
     "connection": "flags",
 }
 
@@ -162,9 +182,13 @@ def _from_playbook(path: Path):
     if connection is None:
         raise PlaybookError(source.diagnostic((), "the playbook has no connection"))
     if not isinstance(connection, dict):
-        raise PlaybookError(source.diagnostic(
-            ("connection",), f"connection {connection!r} names an inventory entry; auth check "
-            "needs an inline connection mapping (or use the flags)"))
+        raise PlaybookError(
+            source.diagnostic(
+                ("connection",),
+                f"connection {connection!r} names an inventory entry; auth check "
+                "needs an inline connection mapping (or use the flags)",
+            )
+        )
 
     def locate(dotted: str) -> tuple[str, int, int]:
         line, column = source.where(tuple(dotted.split(".")))
@@ -181,7 +205,7 @@ def _render(playbook: Any, connection: dict[str, Any]) -> dict[str, Any]:
     context = {**playbook.vars, **playbook.extra_vars}
     problems = []
 
-    def render(value: Any, where: tuple[str, ...]) -> Any:
+    def render(value: Any, where: tuple[str | int, ...]) -> Any:
         if isinstance(value, dict):
             return {k: render(v, (*where, k)) for k, v in value.items()}
         if isinstance(value, list):
