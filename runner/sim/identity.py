@@ -61,6 +61,7 @@ class IdentityService:
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _seen_jti: set[tuple[str, str]] = field(default_factory=set)
     _revoked: set[str] = field(default_factory=set)
+    _decoded: dict[str, dict[str, Any]] = field(default_factory=dict)
     _serial: int = 0
     _valid_from_serial: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -185,11 +186,17 @@ class IdentityService:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("the Authorization header is not a bearer token", error=None)
-        try:
-            claims = jwt.decode(token.strip(), self._key, algorithms=["HS256"],
-                                audience=ACCESS_AUDIENCE, options={"verify_exp": False})
-        except jwt.PyJWTError as exc:
-            raise Unauthorized("the token is not valid") from exc
+        claims = self._decoded.get(token)
+        if claims is None:
+            try:
+                claims = jwt.decode(token.strip(), self._key, algorithms=["HS256"],
+                                    audience=ACCESS_AUDIENCE, options={"verify_exp": False})
+            except jwt.PyJWTError as exc:
+                raise Unauthorized("the token is not valid") from exc
+            # Verifying costs more than the rest of a status poll: remember good tokens.
+            if len(self._decoded) > 10_000:
+                self._decoded.clear()
+            self._decoded[token] = claims
         with self._lock:
             revoked = claims["jti"] in self._revoked or claims["serial"] <= self._valid_from_serial
         if revoked or claims["exp"] <= self.clock():

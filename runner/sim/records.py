@@ -17,6 +17,18 @@ from runner.sim.paging import Cursor
 from runner.sim.tenant import Tenant, parse_time
 
 LINK_TYPES = tuple(int(c) for c in catalog.LINK_TYPE.codes)
+
+
+def _labels(enum: catalog.ApiEnum) -> dict[Any, str]:
+    return {m.code: m.label for m in enum.members}
+
+
+# code -> label, looked up once per record field (ApiEnum.label normalizes on every call)
+OBJECT_TYPE = _labels(catalog.OBJECT_TYPE)
+MODULE = _labels(catalog.MODULE)
+SENSITIVITY = _labels(catalog.SENSITIVITY_LEVEL)
+EXPOSURE = _labels(catalog.EXPOSURE_LEVEL)
+RISK = _labels(catalog.RISK_LEVEL)
 _LINK_AUDIENCE = {32: "Specific people", 64: "People in your organization",
                   128: "Anyone with the link"}
 
@@ -88,18 +100,17 @@ def user_permissions(tenant: Tenant, u: int, s: int) -> list[dict[str, Any]]:
     """What user ``u`` can reach in site ``s``: the site itself (granted directly) and every
     object below it (inherited from the site)."""
     site = tenant.site(s)
-    module = catalog.MODULE.label(site.module)
+    module = MODULE[site.module]
     permission = tenant.user_permission(u, s)
     rows = []
-    for j in range(site.object_count):
-        obj = tenant.object(s, j)
+    for j, obj in enumerate(tenant.site_objects(s)):
         rows.append({
             "module": module, "siteName": site.name, "name": obj["name"],
             "location": obj["location"],
-            "objectType": catalog.OBJECT_TYPE.label(obj["objectType"]),
+            "objectType": OBJECT_TYPE[obj["objectType"]],
             "inheritType": j > 0 and obj["inheritance"] == "No",
             "permission": permission,
-            "sensitivityLevel": catalog.SENSITIVITY_LEVEL.label(obj["sensitivityLevel"]),
+            "sensitivityLevel": SENSITIVITY[obj["sensitivityLevel"]],
             "dataType": ", ".join(obj["dataType"]), "isDirect": j == 0,
             "sensitivityLabel": obj["sensitivityLabel"] or "",
             "trainableClassifier": ", ".join(obj["trainableClassifier"]),
@@ -115,11 +126,11 @@ def detail_record(obj: dict[str, Any]) -> dict[str, Any]:
     """A tenant object (codes) as the DetailRecord endpoints return it (labels)."""
     return {
         **obj,
-        "objectType": catalog.OBJECT_TYPE.label(obj["objectType"]),
-        "module": catalog.MODULE.label(obj["module"]),
-        "sensitivityLevel": catalog.SENSITIVITY_LEVEL.label(obj["sensitivityLevel"]),
-        "exposureLevel": catalog.EXPOSURE_LEVEL.label(obj["exposureLevel"]),
-        "riskLevel": catalog.RISK_LEVEL.label(obj["riskLevel"]),
+        "objectType": OBJECT_TYPE[obj["objectType"]],
+        "module": MODULE[obj["module"]],
+        "sensitivityLevel": SENSITIVITY[obj["sensitivityLevel"]],
+        "exposureLevel": EXPOSURE[obj["exposureLevel"]],
+        "riskLevel": RISK[obj["riskLevel"]],
     }
 
 
@@ -179,8 +190,7 @@ def _modified_between(modified: str, values: list[str]) -> bool:
 def site_overview(tenant: Tenant, s: int, filters: dict[str, list[Any]]) -> dict[str, Any] | None:
     site = tenant.site(s)
     risk = sensitive = exposed = 0
-    for j in range(site.object_count):
-        obj = tenant.object(s, j)
+    for obj in tenant.site_objects(s):
         if not object_matches(obj, filters):
             continue
         risk += obj["riskLevel"] > 0
@@ -225,8 +235,9 @@ def walk_objects(tenant: Tenant, sites: Sequence[int], filters: dict[str, list[A
         s = sites[p]
         if not site_may_match(tenant, s, filters):
             continue
-        for j in range(j0 if p == p0 else 0, tenant.site(s).object_count):
-            obj = tenant.object(s, j)
+        objects = tenant.site_objects(s)
+        for j in range(j0 if p == p0 else 0, len(objects)):
+            obj = objects[j]
             if object_matches(obj, filters):
                 yield (p, j), detail_record(obj)
 

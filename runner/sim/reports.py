@@ -242,9 +242,9 @@ class Reports:
                 if not self._in_scope(s, modules, scope):
                     continue
                 site = self.tenant.site(s)
-                count = site.object_count if option == 2 else 1
-                for j in range(count):
-                    obj = records.detail_record(self.tenant.object(s, j))
+                objects = self.tenant.site_objects(s)
+                for j in range(len(objects) if option == 2 else 1):
+                    obj = records.detail_record(objects[j])
                     rows.append([group.display_name, obj["module"], site.name, obj["name"],
                                  obj["location"], obj["objectType"],
                                  "Edit" if group.index % 2 else "Read", obj["sensitivityLevel"],

@@ -141,6 +141,8 @@ class Tenant:
         self._key = str(seed).encode()
         self.site = lru_cache(maxsize=20_000)(self._site)  # type: ignore[method-assign]
         self.user = lru_cache(maxsize=50_000)(self._user)  # type: ignore[method-assign]
+        # A site's objects are read together (exports, walks): keep the last few sites'.
+        self.site_objects = lru_cache(maxsize=16)(self._site_objects)  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ randomness
 
@@ -203,21 +205,23 @@ class Tenant:
     def user_count(self) -> int:
         return self.scale.users
 
-    def _user(self, u: int) -> User:
+    def person(self, u: int) -> tuple[str, str, str]:
+        """User ``u``'s display name, e-mail and login name (cheaper than ``user``)."""
         first = self._pick(_FIRST, self.h("first", u))
         last = self._pick(_LAST, self.h("last", u))
-        external = u % 10 == 9
         local = f"{first}.{last}{u}".lower()
-        if external:
+        if u % 10 == 9:  # every tenth user is a guest from a partner domain
             partner = self._pick(PARTNER_DOMAINS, u)
-            email = f"{local}@{partner}"
-            login = f"{local}_{partner}#ext#@{DOMAIN}"
-        else:
-            email = login = f"{local}@{DOMAIN}"
+            return f"{first} {last}", f"{local}@{partner}", f"{local}_{partner}#ext#@{DOMAIN}"
+        return f"{first} {last}", f"{local}@{DOMAIN}", f"{local}@{DOMAIN}"
+
+    def _user(self, u: int) -> User:
+        display, email, login = self.person(u)
+        external = u % 10 == 9
         roll = self.h("status", u)
         signin = "None" if roll % 7 == 0 else _iso(roll % 5_000_000)
         return User(
-            index=u, display_name=f"{first} {last}", email=email, login_name=login,
+            index=u, display_name=display, email=email, login_name=login,
             external=external, active=roll % 13 != 0, trusted=roll % 3 == 0,
             direct_sites=self.h("direct", u) % (min(self.scale.direct_sites, self.site_count) + 1),
             created=_iso(10_000_000 + self.h("created", u) % 60_000_000), last_signin=signin,
@@ -300,6 +304,10 @@ class Tenant:
 
     # --------------------------------------------------------------------- objects
 
+    def _site_objects(self, s: int) -> tuple[dict[str, Any], ...]:
+        """Every object of site ``s`` (shared: callers must not change them)."""
+        return tuple(self.object(s, j) for j in range(self.site(s).object_count))
+
     def object(self, s: int, j: int) -> dict[str, Any]:
         """Object ``j`` of site ``s`` as a detail record (codes, not labels: see records.py)."""
         site = self.site(s)
@@ -317,13 +325,13 @@ class Tenant:
         sensitivity = (0, 0, 1, 1, 2, 3, -2)[(roll >> 16) % 7]
         exposure = 1 + (roll >> 20) % 3
         risk = sensitivity if sensitivity in (0, -2) else min(sensitivity, exposure)
-        creator = self.user(self.h("creator", s, j) % self.user_count)
+        creator_name, creator_email, _ = self.person(self.h("creator", s, j) % self.user_count)
         created = 1_000_000 + (roll >> 24) % 50_000_000
         data_types = [self._pick(_DATA_TYPES, roll >> (28 + 3 * n)) for n in range(sensitivity)
                       ] if sensitivity > 0 else []
         return {
             "id": self._uuid("object", s, j), "name": name, "location": location,
-            "objectType": object_type, "createdBy": creator.display_name,
+            "objectType": object_type, "createdBy": creator_name,
             "module": site.module, "inheritance": "No" if roll % 4 == 0 else "Yes",
             "siteName": site.name, "sensitivityLevel": sensitivity, "exposureLevel": exposure,
             "scannedTime": _iso((roll >> 30) % 500_000, z=True),
@@ -336,7 +344,7 @@ class Tenant:
             "sensitivityLabel": self._pick(_LABELS, roll >> 48) or None,
             "tagName": self._pick(_TAGS, roll >> 52),
             "retentionLabel": self._pick(_RETENTION, roll >> 56),
-            "creatorEmail": creator.email, "webUrl": site.url,
+            "creatorEmail": creator_email, "webUrl": site.url,
         }
 
     # ----------------------------------------------------------------------- links
