@@ -40,9 +40,10 @@ def field(text, name):
 
 
 def test_serve_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path):
-    import jwt
     import time
     import uuid
+
+    import jwt
 
     process, text = start(tmp_path, "--seed", "11", "--job-seconds", "1-2")
     try:

@@ -25,7 +25,7 @@ def test_assertion_signed_with_the_pfx_gets_a_token(sim):
     response = token_request(sim, assertion(sim))
     assert response.status_code == 200
     body = response.json()
-    assert body["token_type"] == "Bearer"
+    assert body["token_type"] == "Bearer"  # noqa: S105
     assert body["expires_in"] == 3600
     assert body["scope"] == catalog.SCOPE
     assert sim.log.requests("token")[-1].client_id == sim.client_id

@@ -89,7 +89,8 @@ def sim() -> None:
 def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tuple[float, float],
           token_lifetime: float,
           out: Path | None, log_path: Path | None, fault_seed: int, fault_error_rate: float,
-          fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float, fault_retry_after: float,
+          fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float,
+          fault_retry_after: float,
           fault_drop_rate: float, fault_truncate_rate: float, fault_job_failure_rate: float,
           fault_slow_job_rate: float, fault_slow_job_factor: float,
           fault_token_early_expiry_rate: float, fault_identity: bool) -> None:

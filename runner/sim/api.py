@@ -81,7 +81,8 @@ class Api:
 
     # ------------------------------------------------------------------- queries
 
-    def _paged(self, op: Operation, values: dict[str, Any], walk: Callable) -> tuple[list, str | None]:
+    def _paged(self, op: Operation, values: dict[str, Any],
+               walk: Callable) -> tuple[list, str | None]:
         query = query_hash(op.name, values)
         cursor = None
         if values.get("token"):
@@ -133,7 +134,8 @@ class Api:
 
         return self._paged(op, values, lambda c: records.walk_rows(rows, pairs, c))
 
-    def detail_records_by_site(self, op: Operation, values: dict[str, Any]) -> tuple[list, str | None]:
+    def detail_records_by_site(self, op: Operation,
+                               values: dict[str, Any]) -> tuple[list, str | None]:
         site = self.tenant.site_by_id(values["site_id"])
         sites = [site.index] if site else []
         filters = values["filters"] or {}

@@ -69,7 +69,8 @@ def thumbprint(cert: x509.Certificate) -> str:
     return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
 
 
-def write(directory: Path | None, fresh: bool) -> tuple[Credentials, tempfile.TemporaryDirectory | None]:
+def write(directory: Path | None,
+          fresh: bool) -> tuple[Credentials, tempfile.TemporaryDirectory | None]:
     """Write ``simulator.pfx`` (password-protected), ``simulator.crt`` and ``simulator.key``.
 
     Returns the credentials and, when no directory was given, the temporary directory that

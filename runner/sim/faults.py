@@ -18,7 +18,7 @@ ERROR = "error"  # a 500/503 answer
 RATE_LIMIT = "rate_limit"  # 429 with Retry-After
 DROP = "drop"  # the connection is closed without an answer
 TRUNCATE = "truncate"  # a download stops halfway (export files only)
-EXPIRE_TOKEN = "expire_token"  # the caller's token is revoked before its expiry
+EXPIRE_TOKEN = "expire_token"  # noqa: S105 - the caller's token is revoked before its expiry
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,10 @@ class RequestLog:
 
     def record(self, entry: Entry | JobEvent) -> None:
         with self._lock:
-            (self._entries if isinstance(entry, Entry) else self._jobs).append(entry)
+            if isinstance(entry, Entry):
+                self._entries.append(entry)
+            else:
+                self._jobs.append(entry)
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(asdict(entry), default=str) + "\n")

@@ -83,12 +83,13 @@ HEADERS: dict[str, tuple[str, str, str]] = {
 }
 
 # report/sheet/file names in en-US, ja-JP, fr-FR
-NAMES: dict[str, tuple[str, str, str]] = {
+NAMES: dict[str | int, tuple[str, str, str]] = {
     "overview": ("Overview", "概要", "Vue d'ensemble"),
     "permission_report": ("Permission Report", "アクセス許可レポート", "Rapport d'autorisations"),
     "user_summary": ("User Summary", "ユーザーの概要", "Synthèse des utilisateurs"),
     "group_summary": ("Group Summary", "グループの概要", "Synthèse des groupes"),
-    "site_access": ("Site Collection Level Access Report", "サイト コレクション レベルのアクセス レポート",
+    "site_access": ("Site Collection Level Access Report",
+                    "サイト コレクション レベルのアクセス レポート",
                     "Rapport d'accès au niveau de la collection de sites"),
     "object_access": ("Access Report", "アクセス レポート", "Rapport d'accès"),
     "user_activity": ("User Activity Report", "ユーザー アクティビティ レポート",
@@ -101,14 +102,34 @@ NAMES: dict[str, tuple[str, str, str]] = {
     32: ("Specific People Links Report", "特定のユーザー リンク レポート",
          "Rapport des liens pour des personnes spécifiques"),
     64: ("Organization Links Report", "組織リンク レポート", "Rapport des liens d'organisation"),
-    128: ("Anyone Links Report", "すべてのユーザー リンク レポート", "Rapport des liens Tout le monde"),
+    128: ("Anyone Links Report", "すべてのユーザー リンク レポート",
+          "Rapport des liens Tout le monde"),
     "site_permission_export": ("SitePermissionReport", "サイトのアクセス許可レポート",
                                "RapportAutorisationsSites"),
-    "user_access_export": ("UserAccessReport", "ユーザー アクセス レポート", "RapportAccesUtilisateurs"),
-    "group_access_export": ("GroupAccessReport", "グループ アクセス レポート", "RapportAccesGroupes"),
+    "user_access_export": ("UserAccessReport", "ユーザー アクセス レポート",
+                           "RapportAccesUtilisateurs"),
+    "group_access_export": ("GroupAccessReport", "グループ アクセス レポート",
+                            "RapportAccesGroupes"),
     "link_export": ("LinkReport", "リンク レポート", "RapportLiens"),
     "activity_export": ("ActivityReport", "アクティビティ レポート", "RapportActivite"),
 }
+
+
+# the columns of each report, as HEADERS keys
+OVERVIEW_COLUMNS = ("site_name", "site_url", "workspace", "permission_count", "direct_users",
+                    "external", "links", "result")
+SITE_PERMISSION_COLUMNS = ("object_name", "url", "object_type", "principal", "email",
+                           "principal_type", "permission", "members", "is_external", "breaks",
+                           "link_access")
+USER_SUMMARY_COLUMNS = ("display_name", "login_name", "email", "user_status", "trust_status",
+                        "direct_sites", "last_signin", "created")
+GROUP_SUMMARY_COLUMNS = ("display_name", "group_id", "email", "group_type", "membership",
+                         "external_members", "created")
+ACCESS_COLUMNS = ("workspace", "site_name", "object_name", "location", "object_type",
+                  "permission", "sensitivity", "data_type", "direct", "inherited_from")
+LINK_COLUMNS = ("object_name", "url", "object_type", "link_type", "link_url", "permission",
+                "shared_by", "shared_with", "created", "expires", "sensitivity")
+ACTIVITY_COLUMNS = ("time", "user", "operation", "object", "site_url", "client_ip")
 
 
 def text(table: dict[Any, tuple[str, str, str]], key: Any, language: str) -> str:
@@ -165,19 +186,14 @@ class Reports:
                 sum(bool(r["isExternalUser"]) for r in rows),
                 sum(r["principalType"] == "Sharing Link" for r in rows),
                 text(NAMES, "exported", language)])
-            columns = ("object_name", "url", "object_type", "principal", "email",
-                       "principal_type", "permission", "members", "is_external", "breaks",
-                       "link_access")
             books.append((f"{text(NAMES, 'permission_report', language)} - {site.name}", [
-                self._sheet("permission_report", language, columns, [
+                self._sheet("permission_report", language, SITE_PERMISSION_COLUMNS, [
                     [r["name"], r["url"], r["objectType"], r["principalName"], r["email"],
                      r["principalType"], r["permission"], r["numberOfMembers"],
                      r["isExternalUser"], r["inheritType"], r["linkGivingAccessTo"]]
                     for r in rows])]))
-        columns = ("site_name", "site_url", "workspace", "permission_count", "direct_users",
-                   "external", "links", "result")
         return [(text(NAMES, "overview", language),
-                 [self._sheet("overview", language, columns, overview)]), *books]
+                 [self._sheet("overview", language, OVERVIEW_COLUMNS, overview)]), *books]
 
     def _scope(self, values: dict[str, Any]) -> tuple[set[int], set[int] | None]:
         labels = {str(v) for v in values.get("data_sources") or ()}
@@ -193,9 +209,6 @@ class Reports:
         modules, scope = self._scope(values)
         option = int(values["export_option"])
         summary, books = [], []
-        access_cols = ("user", "workspace", "site_name", "object_name", "location",
-                       "object_type", "permission", "sensitivity", "data_type", "direct",
-                       "inherited_from")
         for email in values["emails"]:
             user = self.tenant.user_by_email(email)
             if user is None:
@@ -212,14 +225,12 @@ class Reports:
                     if option == 2 or r["isDirect"]]
             key = "site_access" if option == 1 else "object_access"
             books.append((f"{text(NAMES, key, language)} - {user.email}", [
-                self._sheet(key, language, access_cols, [
+                self._sheet(key, language, ("user", *ACCESS_COLUMNS), [
                     [user.email, r["module"], r["siteName"], r["name"], r["location"],
                      r["objectType"], r["permission"], r["sensitivityLevel"], r["dataType"],
                      r["isDirect"], r["inheritedFrom"]] for r in rows])]))
-        columns = ("display_name", "login_name", "email", "user_status", "trust_status",
-                   "direct_sites", "last_signin", "created")
         return [(text(NAMES, "user_summary", language),
-                 [self._sheet("user_summary", language, columns, summary)]), *books]
+                 [self._sheet("user_summary", language, USER_SUMMARY_COLUMNS, summary)]), *books]
 
     def group_access(self, values: dict[str, Any], language: str) -> list:
         modules, scope = self._scope(values)
@@ -251,15 +262,11 @@ class Reports:
                                  ", ".join(obj["dataType"]), j == 0,
                                  None if j == 0 else site.name])
             key = "site_access" if option == 1 else "object_access"
-            columns = ("group", "workspace", "site_name", "object_name", "location",
-                       "object_type", "permission", "sensitivity", "data_type", "direct",
-                       "inherited_from")
             books.append((f"{text(NAMES, key, language)} - {group.display_name}",
-                          [self._sheet(key, language, columns, rows)]))
-        columns = ("display_name", "group_id", "email", "group_type", "membership",
-                   "external_members", "created")
+                          [self._sheet(key, language, ("group", *ACCESS_COLUMNS), rows)]))
         return [(text(NAMES, "group_summary", language),
-                 [self._sheet("group_summary", language, columns, summary)]), *books]
+                 [self._sheet("group_summary", language, GROUP_SUMMARY_COLUMNS, summary)]),
+                *books]
 
     def links(self, values: dict[str, Any], language: str) -> list:
         link_type = int(values["link_type"])
@@ -276,16 +283,13 @@ class Reports:
                              link["linkUrl"], link["permission"], link["shareBy"],
                              link["shareWith"], link["createTime"], link["expireTime"],
                              link["sensitivityLevel"]])
-        columns = ("object_name", "url", "object_type", "link_type", "link_url", "permission",
-                   "shared_by", "shared_with", "created", "expires", "sensitivity")
         return [(text(NAMES, link_type, language),
-                 [self._sheet(link_type, language, columns, rows)])]
+                 [self._sheet(link_type, language, LINK_COLUMNS, rows)])]
 
     def activity(self, values: dict[str, Any], language: str) -> list:
         start = parse_time(values["start_time"]) if values.get("start_time") else None
         end = parse_time(values["end_time"]) if values.get("end_time") else None
         kinds = {k.lower() for k in values.get("event_types") or ()}
-        columns = ("time", "user", "operation", "object", "site_url", "client_ip")
         books = []
         for subject, key, user_report in ((values["email"], "user_activity", True),
                                           (values["path"], "object_activity", False)):
@@ -297,7 +301,7 @@ class Reports:
                     if (not start or e["time"] >= start) and (not end or e["time"] <= end)
                     and (not kinds or e["operation"].lower() in kinds)]
             books.append((text(NAMES, key, language),
-                          [self._sheet(key, language, columns, rows)]))
+                          [self._sheet(key, language, ACTIVITY_COLUMNS, rows)]))
         return books
 
 

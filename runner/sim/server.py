@@ -8,6 +8,7 @@ catalog, checks bearer tokens, injects faults, reads requests and logs every ans
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -29,8 +30,13 @@ from runner.sim.api import Api, ApiError, error_response, json_response, problem
 from runner.sim.credentials import Credentials, write
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
-from runner.sim.identity import (DISCOVERY_PATH, TOKEN_PATH, IdentityService, OAuthError,
-                                 Unauthorized)
+from runner.sim.identity import (
+    DISCOVERY_PATH,
+    TOKEN_PATH,
+    IdentityService,
+    OAuthError,
+    Unauthorized,
+)
 from runner.sim.jobs import JobBook, JobSeconds
 from runner.sim.log import Entry, RequestLog
 from runner.sim.reports import Reports
@@ -237,10 +243,8 @@ def _truncate(response: Response, environ: dict[str, Any],
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the peer may be gone already
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class Simulator:
