@@ -228,3 +228,36 @@ def test_a_failure_inside_a_200_body_is_an_error():
     check_body(catalog.operation("permission_export_status"))(
         _response(200, {"status": 2, "description": "Successfully exported."})
     )
+
+
+@pytest.mark.parametrize(
+    ("op", "values"),
+    [
+        (
+            "user_access_export",
+            {
+                "emails": ["a@b"],
+                "data_sources": ["teams", "onedrive"],
+                "export_option": "summary_only",
+                "language": "ja",
+            },
+        ),
+        ("link_summary", {"link_type": "anyone", "site_urls": ["https://x"], "page_size": 5}),
+        (
+            "detail_records",
+            {
+                "filters": {"sensitivity": ["high", "not_defined"], "site_name": ["Finance"]},
+                "page_size": 9,
+            },
+        ),
+    ],
+)
+def test_request_bodies_use_api_names_and_codes_and_encode_idempotently(op, values):
+    operation = catalog.operation(op)
+    body = request_body(operation, values)
+    assert set(body) <= {f.api for f in operation.fields}
+    assert request_body(operation, body) == body  # an already encoded body (a plan's) is kept
+    if op == "link_summary":
+        assert body["LinkType"] == "128"
+    if op == "detail_records":
+        assert body["filters"][0] == {"id": "sensitivityLevel", "values": ["3", "-2"]}

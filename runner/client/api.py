@@ -63,7 +63,11 @@ class Page:
 def request_body(op: Operation, values: Mapping[str, Any] | None) -> dict[str, Any]:
     """An API request body from values keyed by playbook or API names (codes or names)."""
     body: dict[str, Any] = {}
+    paging = {f.lower(): f for f in (op.page_start_field, op.token_field) if f}
     for key, value in (values or {}).items():
+        if key.lower() in paging:  # a cursor the caller kept: passed through as it is
+            body[paging[key.lower()]] = value
+            continue
         try:
             field = op.field(key)
         except KeyError:
