@@ -1,0 +1,284 @@
+"""One run of a playbook, end to end: plan → connection → state → scheduler → report.
+
+This is the edge where the pure stages meet I/O.  It opens the state directory (taking
+its lock), registers the plan's Steps, hands them to the scheduler, feeds ``register``
+results to the tasks that wait for them (compiling those tasks only then), and writes the
+run report.  ``connection: {simulator: true}`` starts the embedded simulator on loopback
+for the length of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import catalog
+from runner.errors import RunnerError, UserError
+from runner.execute import outputs
+from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler
+from runner.execute.state import RunStatus, StateStore, default_state_dir
+
+REPORT_NAME = "run-report.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    extra_vars: Sequence[str] = ()
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    check: bool = False
+    fresh: bool = False
+    state_dir: Path | None = None
+    junit: Path | None = None
+    workers: int = 4
+    poll: PollPolicy | None = None
+    simulator_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    playbook: str
+    output_dir: Path
+    report_path: Path | None
+    outcomes: list[Outcome]
+    skipped_tasks: list[str]
+    started: float
+    finished: float
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes
+                if o.status != "succeeded" and not getattr(o.step, "ignore_errors", False)]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+
+# ------------------------------------------------------------------------ the service
+
+
+class ClientJobApi:
+    """The scheduler's view of an ``InsightsClient``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def submit(self, step: Any) -> int:
+        return self.client.submit(step.operation, step.request)
+
+    def status(self, step: Any, job_id: int | str) -> int:
+        return self.client.job_status(step.operation, int(job_id))
+
+    def download(self, step: Any, job_id: int | str, dest: Path) -> outputs.FileInfo:
+        done = self.client.download(step.operation, int(job_id), dest)
+        stat = done.path.stat()
+        return outputs.FileInfo(done.path, done.bytes, done.sha256, stat.st_mtime_ns)
+
+    def pages(self, step: Any, start: str | None) -> Iterator[tuple[list[dict], str | None]]:
+        op = catalog.operation(step.operation)
+        cursor: Any = start
+        if start is not None and op.paging == "start_page":
+            cursor = int(start)
+        for page in self.client.iter_pages(step.operation, step.request, start=cursor):
+            following = page.next
+            yield page.records, None if following is None else str(following)
+
+
+@contextlib.contextmanager
+def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, Any]
+                    ) -> Iterator[Any]:
+    """An ``InsightsClient`` for the plan's connection (starting the simulator if asked)."""
+    from runner.client.api import InsightsClient
+    from runner.client.connection import resolve_connection, settings_for_simulator
+
+    connection = plan.connection
+    if isinstance(connection, str):
+        raise UserError(f"{plan.playbook}: connection {connection!r} names an inventory entry; "
+                        "inventories are not supported yet: write the connection inline")
+    connection = dict(connection or {})
+    if connection.get("simulator"):
+        from runner.sim import SimConfig, Simulator
+
+        config = SimConfig(**{"seed": 7, "scale": "small", **dict(simulator_options)})
+        with Simulator(config) as sim:
+            settings = settings_for_simulator(sim)
+            with InsightsClient(settings) as client:
+                yield client
+        return
+    settings = resolve_connection(connection, base_dir)
+    with InsightsClient(settings) as client:
+        yield client
+
+
+# ------------------------------------------------------------------------ register
+
+
+def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
+    """The records a finished query wrote, for ``register``."""
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    if fmt == "json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class Registry:
+    """Collects each ``register`` task's results and releases the tasks that wait for them."""
+
+    def __init__(self, plan: Any, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.values: dict[str, Any] = {}
+        self.failed: set[str] = set()
+        self._remaining: dict[int, int] = defaultdict(int)
+        self._outcomes: dict[int, list[Outcome]] = defaultdict(list)
+        self._register_of: dict[int, str] = {}
+        self.waiting = list(plan.deferred)
+
+    def expect(self, steps: Sequence[Any]) -> None:
+        for step in steps:
+            self._remaining[step.task_index] += 1
+            if step.register:
+                self._register_of[step.task_index] = step.register
+
+    def step_done(self, outcome: Outcome) -> str | None:
+        """Note a finished Step; the register name completed by it, if any."""
+        task = outcome.step.task_index
+        self._outcomes[task].append(outcome)
+        self._remaining[task] -= 1
+        name = self._register_of.get(task)
+        if self._remaining[task] or name is None:
+            return None
+        outcomes = sorted(self._outcomes[task], key=lambda o: o.step.chunk_number)
+        if any(o.status != "succeeded" for o in outcomes):
+            self.failed.add(name)
+            return name
+        values: list[Any] = []
+        for o in outcomes:
+            if o.step.kind == "query":
+                target = outputs.resolve_output(self.output_dir, o.step.output)
+                values.extend(read_records(target, o.step.format))
+            else:
+                values.append({"file": o.step.output, "bytes": o.bytes, "sha256": o.sha256,
+                               "job_id": o.job_id})
+        self.values[name] = values
+        return name
+
+    def ready(self) -> list[Any]:
+        """Deferred tasks whose registers now all exist (taken off the waiting list)."""
+        out = [t for t in self.waiting if all(n in self.values for n in t.needs)]
+        self.waiting = [t for t in self.waiting if t not in out]
+        return out
+
+    def blocked(self) -> list[Any]:
+        """Deferred tasks that can never run because a register they need failed."""
+        out = [t for t in self.waiting if any(n in self.failed for n in t.needs)]
+        self.waiting = [t for t in self.waiting if t not in out]
+        return out
+
+
+# ------------------------------------------------------------------------ the run
+
+
+def selected(step: Any, tags: frozenset[str], skip_tags: frozenset[str]) -> bool:
+    step_tags = set(step.tags)
+    if tags and not (step_tags & tags or "always" in step_tags):
+        return False
+    return not (skip_tags and step_tags & skip_tags)
+
+
+def run_plan(
+    playbook: Any,
+    plan: Any,
+    options: RunOptions,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+) -> RunResult:
+    """Execute ``plan`` (compiled from ``playbook``) and write its run report."""
+    from runner.plan import compile_task
+    from runner.report import write_junit, write_run_report
+
+    output_dir = Path(plan.output_dir)
+    state_dir = options.state_dir or default_state_dir(plan.playbook)
+    started = time.time()
+    run_key = uuid.uuid4().hex[:12]
+    steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
+    registry = Registry(plan, output_dir)
+    registry.expect(steps)
+    interrupted = False
+
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(StateStore.open(state_dir))
+        client = stack.enter_context(
+            open_connection(plan, Path(plan.playbook).parent, options.simulator_options))
+        if options.fresh:
+            store.clear_steps()
+        run_id = store.begin_run(plan.playbook, plan.fingerprint)
+        store.register_steps(run_id, steps)
+        scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
+                              poll=options.poll, on_event=on_event)
+
+        def on_step_done(outcome: Outcome) -> None:
+            if registry.step_done(outcome) is None:
+                return
+            for task in registry.blocked():
+                skipped_tasks.append(f"{task.task_name}: a register it needs failed")
+            for task in registry.ready():
+                new = [s for s in compile_task(playbook, task.task_index,
+                                               registered=registry.values)
+                       if selected(s, options.tags, options.skip_tags)]
+                registry.expect(new)
+                store.register_steps(run_id, new)
+                scheduler.add(new)
+
+        skipped_tasks: list[str] = []
+        try:
+            outcomes = scheduler.run(steps, on_step_done=on_step_done)
+        except RunnerError as error:
+            if error.exit_code != 130:
+                store.finish_run(run_id, RunStatus.FAILED)
+                raise
+            interrupted = True
+            outcomes = scheduler.outcomes
+        for task in registry.waiting:
+            skipped_tasks.append(f"{task.task_name}: its inputs never arrived")
+        result = RunResult(run_key, plan.playbook, output_dir, None, list(outcomes.values()),
+                           skipped_tasks, started, time.time(), interrupted)
+        status = (RunStatus.INTERRUPTED if interrupted
+                  else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
+        store.finish_run(run_id, status)
+
+    result.report_path = write_run_report(output_dir / REPORT_NAME, result)
+    if options.junit:
+        write_junit(options.junit, result)
+    return result
+
+
+def check_connection(plan: Any, options: RunOptions) -> str:
+    """``run --check``: the plan compiles (done by the caller) and the credentials work.
+
+    Gets a token from the identity service; submits nothing and writes no file.
+    """
+    with open_connection(plan, Path(plan.playbook).parent, options.simulator_options) as client:
+        token = client.auth.token()
+        remaining = max(0, int(token.expires_at - time.time()))
+        steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
+        exports = sum(1 for s in steps if s.kind == "export")
+        return (f"check ok: authenticated to {client.settings.base_url} "
+                f"(scope {token.scope}, token valid for {remaining} s); "
+                f"{len(steps)} steps would run ({exports} exports, {len(steps) - exports} "
+                f"queries), {len(plan.deferred)} deferred; nothing was submitted")
