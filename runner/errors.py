@@ -44,8 +44,13 @@ class Diagnostic:
         return f"{where}: {self.message}"
 
     def github(self) -> str:
-        """The same problem as a GitHub Actions annotation."""
-        return f"::error file={self.file},line={self.line},col={self.column}::{self.message}"
+        """The same problem as a GitHub Actions annotation (escaped: one line, always)."""
+        file = _escape(self.file).replace(":", "%3A").replace(",", "%2C")
+        return f"::error file={file},line={self.line},col={self.column}::{_escape(self.message)}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 class RunnerError(Exception):
