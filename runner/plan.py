@@ -1,0 +1,600 @@
+"""The compiler: a loaded Playbook becomes a Plan, a value holding one Step per API request.
+
+Per task: ``loop`` gives the items, ``when`` drops items, templates are expanded (and the
+values that came from templates are checked with the schema's rules), every capped list is
+cut into chunks of at most 100 (two capped lists give their product), and each chunk gets
+its output path, templated with ``chunk``, ``item`` and ``task``.  A Step's id hashes its
+operation, request, output and format, so an unchanged Step keeps its id across runs.
+
+A task whose templates read a ``register`` name that is not in ``registered`` yet becomes
+a DeferredTask; the executor calls ``compile_task`` once those results exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from runner import catalog, templating
+from runner.errors import Diagnostic, PlanError, PlaybookError
+from runner.manifest import Playbook, Task, argument_problem, closure, output_problem
+from runner.secret import Secret
+from runner.templating import RunFacts, Templar, contains_template, is_template
+from runner.yamlsource import dotted
+
+T = TypeVar("T")
+Path_ = tuple[str | int, ...]
+PLAN_FORMAT_VERSION = 1
+SECRET_FIELDS = frozenset({"password", "pfx_base64", "client_secret"})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EXPRESSION_ERRORS = (templating.TemplateError, ArithmeticError, TypeError, ValueError,
+                      LookupError, AttributeError)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One API request: an export job, or one paged query, and the file it writes."""
+
+    id: str
+    task_index: int
+    task_name: str
+    operation: str
+    kind: str  # "export" | "query"
+    request: Mapping[str, Any]  # API field names, enum codes resolved, no paging token
+    output: str  # POSIX, relative to the plan's output_dir
+    format: str  # "zip" | "jsonl" | "json" | "csv"
+    chunk_number: int
+    chunk_total: int
+    retries: int
+    ignore_errors: bool
+    register: str | None
+    tags: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task_index": self.task_index,
+            "task_name": self.task_name,
+            "operation": self.operation,
+            "kind": self.kind,
+            "request": thaw(self.request),
+            "output": self.output,
+            "format": self.format,
+            "chunk_number": self.chunk_number,
+            "chunk_total": self.chunk_total,
+            "retries": self.retries,
+            "ignore_errors": self.ignore_errors,
+            "register": self.register,
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class DeferredTask:
+    task_index: int
+    task_name: str
+    needs: tuple[str, ...]  # the register names it waits for
+
+
+@dataclass(frozen=True)
+class SkippedTask:
+    task_index: int
+    task_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    playbook: str
+    name: str
+    output_dir: str  # absolute
+    connection: Mapping[str, Any] | str | None
+    steps: tuple[Step, ...]
+    deferred: tuple[DeferredTask, ...]
+    fingerprint: str
+    skipped: tuple[SkippedTask, ...] = dataclass_field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_FORMAT_VERSION,
+            "playbook": self.playbook,
+            "name": self.name,
+            "output_dir": self.output_dir,
+            "fingerprint": self.fingerprint,
+            "connection": thaw(self.connection),
+            "steps": [step.to_json() for step in self.steps],
+            "deferred": [
+                {"task_index": d.task_index, "task_name": d.task_name, "needs": list(d.needs)}
+                for d in self.deferred
+            ],
+            "skipped": [
+                {"task_index": s.task_index, "task_name": s.task_name, "reason": s.reason}
+                for s in self.skipped
+            ],
+        }
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def compile_plan(
+    playbook: Playbook,
+    *,
+    registered: Mapping[str, Any] = _EMPTY,
+    run_facts: RunFacts | None = None,
+    expand_connection: bool = True,
+) -> Plan:
+    """Expand and compile every task that can be compiled now; raise every problem at once."""
+    compiler = _Compiler(playbook, registered, run_facts)
+    steps: list[Step] = []
+    deferred: list[DeferredTask] = []
+    skipped: list[SkippedTask] = []
+    for task in playbook.tasks:
+        missing = tuple(sorted(task.needs - set(registered)))
+        if missing:
+            deferred.append(DeferredTask(task.index, task.title, missing))
+            continue
+        task_steps, reason = compiler.task(task)
+        steps.extend(task_steps)
+        if reason is not None:
+            skipped.append(SkippedTask(task.index, task.title, reason))
+    compiler.check_collisions(steps, playbook)
+    connection = compiler.connection(expand=expand_connection)
+    output_dir = compiler.output_dir()
+    compiler.raise_problems()
+    return Plan(
+        playbook=str(playbook.path),
+        name=playbook.name,
+        output_dir=output_dir,
+        connection=connection,
+        steps=tuple(steps),
+        deferred=tuple(deferred),
+        fingerprint=fingerprint(playbook),
+        skipped=tuple(skipped),
+    )
+
+
+def compile_task(
+    playbook: Playbook,
+    task_index: int,
+    *,
+    registered: Mapping[str, Any],
+    run_facts: RunFacts | None = None,
+    existing: Iterable[Step] = (),
+) -> tuple[Step, ...]:
+    """The Steps of one (deferred) task, now that the results it reads are registered.
+
+    ``existing``: Steps already planned, whose outputs this task may not write again.
+    """
+    task = playbook.tasks[task_index]
+    missing = sorted(task.needs - set(registered))
+    if missing:
+        raise PlanError(f"task {task_index} ({task.title}) still waits for: {', '.join(missing)}")
+    compiler = _Compiler(playbook, registered, run_facts)
+    steps, _ = compiler.task(task)
+    compiler.check_collisions([*existing, *steps], playbook)
+    compiler.raise_problems()
+    return tuple(steps)
+
+
+def fingerprint(playbook: Playbook) -> str:
+    """Changes when the playbook's text, its vars or the extra vars change."""
+    digest = hashlib.sha256(playbook.text.encode("utf-8"))
+    for values in (playbook.vars, playbook.extra_vars):
+        digest.update(b"\0" + _canonical(dict(values)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str) -> str:
+    payload = _canonical([operation, request, output, fmt])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- chunking
+
+
+def chunks(values: Sequence[T], size: int = catalog.MAX_LIST_VALUES) -> list[tuple[T, ...]]:
+    """``values`` cut into runs of at most ``size``, in order; an empty list is one chunk."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    if not values:
+        return [()]
+    return [tuple(values[start:start + size]) for start in range(0, len(values), size)]
+
+
+def chunk_product(lists: Mapping[str, Sequence[Any]],
+                  caps: Mapping[str, int] | None = None) -> list[dict[str, tuple[Any, ...]]]:
+    """Every combination of the chunks of several capped lists (the first varies slowest).
+
+    ``caps`` gives each list's chunk size (default: the API's 100).
+    """
+    names = list(lists)
+    cut = [chunks(lists[name], (caps or {}).get(name, catalog.MAX_LIST_VALUES))
+           for name in names]
+    return [dict(zip(names, combination, strict=True)) for combination in itertools.product(*cut)]
+
+
+# ------------------------------------------------------------------ immutability
+
+
+def freeze(value: Any) -> Any:
+    if isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain JSON-ready copy; secrets come out masked."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if all(type(v) is str for v in value):  # the common, long case: URLs and emails
+            return list(value)
+        return [thaw(v) for v in value]
+    if isinstance(value, Secret):
+        return str(value)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    return str(value)  # a Secret prints masked
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_default)
+
+
+def slug(text: str) -> str:
+    """``Site permission reports`` -> ``site-permission-reports``."""
+    words = re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower()
+    return words or "task"
+
+
+# ---------------------------------------------------------------------- compiler
+
+
+class _Failure(Exception):
+    """A problem at one place in the playbook; becomes a Diagnostic."""
+
+    def __init__(self, path: Path_, message: str, *, key: bool = False) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+        self.key = key
+
+
+class _Compiler:
+    def __init__(self, playbook: Playbook, registered: Mapping[str, Any],
+                 run_facts: RunFacts | None) -> None:
+        self.playbook = playbook
+        self.registered = registered
+        self.run = (run_facts or RunFacts.now()).as_dict()
+        self.templar = Templar(playbook.directory)
+        self.problems: list[Diagnostic] = []
+        self._vars: dict[str, Any] = {}  # resolved vars that depend on no item/chunk/task
+        self._failed: dict[str, _Failure] = {}
+        self._resolving: list[str] = []
+        self._dynamic_vars = {
+            name for name in playbook.vars
+            if closure([name], playbook.var_refs, playbook.extra_vars) & {"item", "chunk", "task"}
+        }
+
+    # ---------------------------------------------------------------- problems
+
+    def report(self, failure: _Failure) -> None:
+        source = self.playbook.source
+        message = f"{dotted(failure.path)}: {failure.message}"
+        diagnostic = source.diagnostic(failure.path, message, key=failure.key)
+        if diagnostic not in self.problems:
+            self.problems.append(diagnostic)
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise PlaybookError(self.problems)
+
+    # -------------------------------------------------------------- variables
+
+    def _var(self, name: str, dynamic: Mapping[str, Any]) -> Any:
+        if name in self._vars:
+            return self._vars[name]
+        if name in self._failed:
+            raise self._failed[name]
+        if name in self._resolving:
+            cycle = " -> ".join([*self._resolving[self._resolving.index(name):], name])
+            raise _Failure(("vars", name), f"variables refer to each other: {cycle}")
+        self._resolving.append(name)
+        try:
+            value = self.expand(self.playbook.vars[name], ("vars", name), dynamic)
+        except _Failure as failure:
+            if name not in self._dynamic_vars:
+                self._failed[name] = failure
+            raise
+        finally:
+            self._resolving.pop()
+        if name not in self._dynamic_vars:
+            self._vars[name] = value
+        return value
+
+    def _context(self, names: Iterable[str], dynamic: Mapping[str, Any]) -> dict[str, Any]:
+        context: dict[str, Any] = {}
+        extra = self.playbook.extra_vars
+        for name in names:
+            if name in dynamic:
+                context[name] = dynamic[name]
+            elif name == "run":
+                context[name] = self.run
+            elif name in extra:
+                context[name] = extra[name]
+            elif name in self.playbook.vars:
+                context[name] = self._var(name, dynamic)
+            elif name in self.registered:
+                context[name] = self.registered[name]
+        return context
+
+    # -------------------------------------------------------------- expansion
+
+    def expand(self, value: Any, path: Path_, dynamic: Mapping[str, Any]) -> Any:
+        if isinstance(value, str):
+            if not is_template(value):
+                return value
+            context = self._context(templating.references(value), dynamic)
+            try:
+                return self.templar.render(value, context)
+            except _EXPRESSION_ERRORS as exc:
+                raise _Failure(path, f"{templating.describe(exc)} (in {value!r})") from None
+        if isinstance(value, list):
+            return [self.expand(v, (*path, i), dynamic) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: self.expand(v, (*path, k), dynamic) for k, v in value.items()}
+        return value
+
+    def _when(self, task: Task, dynamic: Mapping[str, Any]) -> bool:
+        condition = task.when
+        if isinstance(condition, bool):
+            return condition
+        path = (*task.path, "when")
+        value = self.expand(templating.as_template(condition), path, dynamic)
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in ("true", "yes", "on", "1"):
+                return True
+            if word in ("false", "no", "off", "0", ""):
+                return False
+            raise _Failure(path, f"must be true or false, not the string {value!r}")
+        return bool(value)
+
+    # ------------------------------------------------------------------ tasks
+
+    def task(self, task: Task) -> tuple[list[Step], str | None]:
+        """The task's Steps and, when it has none, why; problems are reported."""
+        try:
+            return self._task(task)
+        except _Failure as failure:
+            self.report(failure)
+            return [], None
+
+    def _task(self, task: Task) -> tuple[list[Step], str | None]:
+        op = task.operation
+        facts = {"name": task.title, "index": task.index, "number": task.index + 1,
+                 "module": op.name, "slug": slug(task.title)}
+        steps: list[Step] = []
+        reasons: list[str] = []
+        for item in self._items(task, facts):
+            dynamic = {"task": facts} if item is _NO_ITEM else {"task": facts, "item": item}
+            if task.when is not None and not self._when(task, dynamic):
+                reasons.append("when is false")
+                continue
+            args, empty = self._arguments(task, op, dynamic)
+            if empty:
+                reasons.append(f"{empty} is empty")
+                continue
+            requests = _requests(op, args)
+            for number, request in enumerate(requests, start=1):
+                scope = {**dynamic, "chunk": {"number": number, "total": len(requests)}}
+                output = self._output(task, scope, len(steps) + 1)
+                steps.append(Step(
+                    id=step_id(op.name, request, output, task.format),
+                    task_index=task.index,
+                    task_name=task.title,
+                    operation=op.name,
+                    kind=op.kind,
+                    request=request,
+                    output=output,
+                    format=task.format,
+                    chunk_number=number,
+                    chunk_total=len(requests),
+                    retries=task.retries,
+                    ignore_errors=task.ignore_errors,
+                    register=task.register,
+                    tags=task.tags,
+                ))
+        if steps or not reasons:
+            return steps, None if steps else "loop has no items"
+        return steps, "; ".join(sorted(set(reasons)))
+
+    def _items(self, task: Task, facts: Mapping[str, Any]) -> Iterator[Any]:
+        if task.loop is None:
+            yield _NO_ITEM
+            return
+        items = self.expand(task.loop, (*task.path, "loop"), {"task": facts})
+        if not isinstance(items, list | tuple):
+            raise _Failure((*task.path, "loop"), "must give a list, not "
+                           f"{type(items).__name__} (for a mapping use dict2items-style "
+                           "| dictsort)")
+        yield from items
+
+    def _arguments(self, task: Task, op: catalog.Operation,
+                   dynamic: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = {}
+        for name, raw in task.args.items():
+            field = op.field(name)
+            path = task.arg_path(name)
+            value = self.expand(raw, path, dynamic)
+            if contains_template(raw):
+                if field.kind == "string_list" and not field.empty_allowed and value == []:
+                    return args, name
+                problem = argument_problem(op, field, value)
+                if problem:
+                    raise _Failure(path, f"{problem} (after expanding the template)")
+            args[name] = value
+        return args, None
+
+    def _output(self, task: Task, scope: Mapping[str, Any], running: int) -> str:
+        path = (*task.path, "output")
+        if task.output is None:
+            return f"{scope['task']['slug']}/part-{running}.{task.format}"
+        value = self.expand(task.output, path, scope)
+        if not isinstance(value, str):
+            raise _Failure(path, f"must give a path, not {type(value).__name__}")
+        normal, problem = output_problem(value)
+        if problem:
+            raise _Failure(path, f"{problem} (after expanding the template)")
+        return normal
+
+    # ------------------------------------------------------------ whole plan
+
+    def check_collisions(self, steps: Sequence[Step], playbook: Playbook) -> None:
+        """Two Steps may not write one path (compared case-insensitively, as some disks do)."""
+        writer: dict[str, Step] = {}
+        reported: set[int] = set()
+        for step in steps:
+            key = step.output.lower()
+            first = writer.setdefault(key, step)
+            if first is step or step.task_index in reported:
+                continue
+            reported.add(step.task_index)
+            task = playbook.tasks[step.task_index]
+            where = "" if task.output is not None else " (the default output)"
+            if first.task_index == step.task_index:
+                hint = "add {{ chunk.number }}" + (" or {{ item }}" if task.loop else "")
+                message = (f"{step.output!r}{where} is written by more than one Step of this "
+                           f"task; {hint} to the output")
+            else:
+                message = (f"{step.output!r}{where} is also written by tasks"
+                           f"[{first.task_index}] ({first.task_name}); give each task its "
+                           "own output")
+            path = (*task.path, "output") if task.output is not None else \
+                (*task.path, task.module)
+            self.report(_Failure(path, message, key=True))
+
+    def connection(self, *, expand: bool) -> Mapping[str, Any] | str | None:
+        """The connection with templates expanded (or as written) and secrets boxed."""
+        value = self.playbook.connection
+        try:
+            if expand:
+                value = self.expand(value, ("connection",), {})
+        except _Failure as failure:
+            self.report(failure)
+            return None
+        if isinstance(value, dict):
+            return freeze(_mask(value))
+        return value
+
+    def output_dir(self) -> str:
+        base = self.playbook.directory
+        raw = self.playbook.output_dir
+        if raw is None:
+            return str(base)
+        try:
+            value = self.expand(raw, ("output_dir",), {})
+        except _Failure as failure:
+            self.report(failure)
+            return str(base)
+        if not isinstance(value, str) or not value:
+            self.report(_Failure(("output_dir",), "must give a directory path"))
+            return str(base)
+        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+class _NoItem:
+    pass
+
+
+_NO_ITEM = _NoItem()
+
+
+def _mask(connection: dict[str, Any]) -> dict[str, Any]:
+    """The connection with its secrets boxed, so that printing the plan cannot leak them."""
+    out: dict[str, Any] = {}
+    for key, value in connection.items():
+        if isinstance(value, dict):
+            out[key] = _mask(value)
+        elif key in SECRET_FIELDS and isinstance(value, str | bytes):
+            out[key] = Secret(value)
+        else:
+            out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------- requests
+
+
+def api_value(op: catalog.Operation, field: catalog.Field, value: Any) -> Any:
+    """A checked argument value in the form the API wants."""
+    if field.kind == "int":
+        return int(value)
+    if field.kind == "string_list":
+        return tuple(value)
+    if field.kind == "enum":
+        assert field.enum is not None
+        code = field.enum.resolve(value)
+        return str(code) if field.code_as_string else code
+    if field.kind == "enum_list":
+        assert field.enum is not None
+        return tuple(field.enum.resolve(v) for v in value)
+    if field.kind == "filters":
+        return _filters(op, value)
+    return value
+
+
+def _filters(op: catalog.Operation, value: Any) -> tuple[Mapping[str, Any], ...]:
+    """Filters by name or in the API's form -> ``({"id": api, "values": ("3", ...)}, ...)``."""
+    pairs = value.items() if isinstance(value, Mapping) else \
+        [(entry["id"], entry["values"]) for entry in value]
+    by_name: dict[str, list[Any]] = {}
+    for name, values in pairs:
+        flt = op.filter(str(name))
+        by_name.setdefault(flt.name, []).extend(values)
+    out = []
+    for flt in op.filters:  # catalog order, so the request does not depend on writing order
+        if flt.name in by_name:
+            raw = by_name[flt.name]
+            codes = [str(flt.enum.resolve(v)) if flt.enum else str(v) for v in raw]
+            out.append(MappingProxyType({"id": flt.api, "values": tuple(codes)}))
+    return tuple(out)
+
+
+def _requests(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """One request per combination of the chunks of the capped lists."""
+    base: dict[str, Any] = {}
+    capped: dict[str, Sequence[Any]] = {}
+    caps: dict[str, int] = {}
+    for field in op.fields:
+        if field.name in args:
+            if field.cap is not None:
+                capped[field.api] = args[field.name]
+                caps[field.api] = field.cap
+                base[field.api] = None  # keeps the catalog's key order
+            else:
+                base[field.api] = api_value(op, field, args[field.name])
+        elif field.api == op.page_size_field:
+            base[field.api] = field.default
+    requests: list[Mapping[str, Any]] = []
+    for combination in chunk_product(capped, caps):
+        request = dict(base)
+        request.update(combination)
+        requests.append(MappingProxyType(request))
+    return requests
