@@ -35,3 +35,22 @@ def sim_auth(sim):
     from sim_support import headers
 
     return headers(sim)
+
+
+@pytest.fixture
+def make_sim():
+    """Start simulators with any ``SimConfig`` fields: ``make_sim(faults=Faults(...))``.
+    Every one started is stopped when the test ends."""
+    from runner.sim import SimConfig, Simulator
+
+    started = []
+
+    def start(**config):
+        config.setdefault("job_seconds", 0.2)
+        simulator = Simulator(SimConfig(**config)).start()
+        started.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in started:
+        simulator.stop()

@@ -92,3 +92,32 @@ def test_identity_faults_only_when_asked(sim):
 def test_fault_settings_are_checked():
     with pytest.raises(ValueError, match="error_rate"):
         Faults(error_rate=1.5)
+
+
+def test_jobs_may_end_with_exceptions_and_still_serve_a_file(sim, sim_auth):
+    sim.set_faults(Faults(job_exception_rate=1.0))
+    job = call(sim, "link_export", sim_auth, {"exportLinkType": "64"}).json()["id"]
+    time.sleep(0.25)
+    status = requests.get(sim.url("permission_export_status"), params={"id": job},
+                          headers=sim_auth, timeout=10).json()
+    assert status == {"status": 4, "description": "Exported with exceptions."}
+    file = requests.get(sim.url("permission_export_file"), params={"id": job},
+                        headers=sim_auth, timeout=10)
+    assert file.status_code == 200
+
+
+def test_hostile_names_climb_out_of_the_folder(sim, sim_auth):
+    import io
+    import zipfile
+
+    sim.set_faults(Faults(hostile_names=True))
+    body = {"siteUrls": [sim.tenant.site(1).url, sim.tenant.site(2).url]}
+    job = call(sim, "site_permission_export", sim_auth, body).json()["id"]
+    time.sleep(0.25)
+    file = requests.get(sim.url("permission_export_file"), params={"id": job},
+                        headers=sim_auth, timeout=10)
+    disposition = file.headers["Content-Disposition"]
+    assert 'filename="../../SitePermissionReport_' in disposition
+    assert "filename*=UTF-8''..%2F..%2F" in disposition
+    names = zipfile.ZipFile(io.BytesIO(file.content)).namelist()
+    assert names[0].startswith("../../") and names[1].startswith("/tmp/")  # noqa: S108

@@ -78,6 +78,8 @@ def sim() -> None:
               help="Share of export downloads cut off halfway.")
 @click.option("--fault-job-failure-rate", default=0.0, type=_RATE,
               help="Share of export jobs that end failed (status 3).")
+@click.option("--fault-job-exception-rate", default=0.0, type=_RATE,
+              help="Share of export jobs that end 'exported with exceptions' (status 4).")
 @click.option("--fault-slow-job-rate", default=0.0, type=_RATE,
               help="Share of export jobs that run --fault-slow-job-factor times longer.")
 @click.option("--fault-slow-job-factor", default=5.0, show_default=True,
@@ -86,14 +88,18 @@ def sim() -> None:
               help="Share of API requests whose token is revoked early (answered 401).")
 @click.option("--fault-identity/--no-fault-identity", default=False,
               help="Let 5xx/429/drop faults hit the token endpoint too.")
+@click.option("--fault-hostile-names", is_flag=True,
+              help="Export files named '../../...' with zip members that climb out of the "
+                   "folder or are absolute (to test a client's safe extraction).")
 def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tuple[float, float],
           token_lifetime: float,
           out: Path | None, log_path: Path | None, fault_seed: int, fault_error_rate: float,
           fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float,
           fault_retry_after: float,
           fault_drop_rate: float, fault_truncate_rate: float, fault_job_failure_rate: float,
-          fault_slow_job_rate: float, fault_slow_job_factor: float,
-          fault_token_early_expiry_rate: float, fault_identity: bool) -> None:
+          fault_job_exception_rate: float, fault_slow_job_rate: float,
+          fault_slow_job_factor: float, fault_token_early_expiry_rate: float,
+          fault_identity: bool, fault_hostile_names: bool) -> None:
     """Serve the identity service and every Insights endpoint over a synthetic tenant."""
     from runner.sim import Faults, SimConfig, Simulator
 
@@ -102,6 +108,7 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
         status_codes=fault_status_codes, rate_limit_rate=fault_rate_limit_rate,
         retry_after=fault_retry_after, drop_rate=fault_drop_rate,
         truncate_rate=fault_truncate_rate, job_failure_rate=fault_job_failure_rate,
+        job_exception_rate=fault_job_exception_rate, hostile_names=fault_hostile_names,
         slow_job_rate=fault_slow_job_rate, slow_job_factor=fault_slow_job_factor,
         token_early_expiry_rate=fault_token_early_expiry_rate, identity=fault_identity,
     )

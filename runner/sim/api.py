@@ -183,7 +183,7 @@ class Api:
         data, filename, fallback = self.reports.file(job)
         response = Response(data, mimetype="application/zip")
         response.headers["Content-Disposition"] = (
-            f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(filename)}')
+            f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(filename, safe="")}')
         response.set_etag(f"job-{job.id}-{len(data)}")
         return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 

@@ -13,6 +13,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from runner import catalog
+
 # What a request can meet, in the order they are drawn (one draw each).
 ERROR = "error"  # a 500/503 answer
 RATE_LIMIT = "rate_limit"  # 429 with Retry-After
@@ -32,15 +34,21 @@ class Faults:
     retry_after: float = 1.0  # seconds, sent in the Retry-After header
     drop_rate: float = 0.0
     truncate_rate: float = 0.0
-    job_failure_rate: float = 0.0
+    job_failure_rate: float = 0.0  # the job ends failed (status 3)
+    job_exception_rate: float = 0.0  # the job ends "exported with exceptions" (status 4)
     slow_job_rate: float = 0.0
     slow_job_factor: float = 5.0
     token_early_expiry_rate: float = 0.0
     identity: bool = False  # also fault the identity service's token endpoint
+    # Export files with hostile names: a Content-Disposition file name and zip members
+    # that climb out of the folder ("../../"), and an absolute member path, so that a
+    # client's safe-extraction code can be tested against a server that misbehaves.
+    hostile_names: bool = False
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate", "truncate_rate",
-                     "job_failure_rate", "slow_job_rate", "token_early_expiry_rate"):
+                     "job_failure_rate", "job_exception_rate", "slow_job_rate",
+                     "token_early_expiry_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {value}")
@@ -52,7 +60,8 @@ class Faults:
     @property
     def any(self) -> bool:
         return any((self.error_rate, self.rate_limit_rate, self.drop_rate, self.truncate_rate,
-                    self.job_failure_rate, self.slow_job_rate, self.token_early_expiry_rate))
+                    self.job_failure_rate, self.job_exception_rate, self.slow_job_rate,
+                    self.token_early_expiry_rate, self.hostile_names))
 
     def draw(self, kind: str, number: int) -> float:
         """A uniform number in [0, 1) for the ``number``-th event of ``kind``."""
@@ -76,8 +85,13 @@ class Faults:
     def error_status(self, number: int) -> int:
         return self.status_codes[int(self.draw("status", number) * len(self.status_codes))]
 
-    def job_fails(self, job_id: int) -> bool:
-        return self.draw("job_failure", job_id) < self.job_failure_rate
+    def job_outcome(self, job_id: int) -> int:
+        """The terminal status job ``job_id`` will reach."""
+        if self.draw("job_failure", job_id) < self.job_failure_rate:
+            return catalog.STATUS_FAILED
+        if self.draw("job_exception", job_id) < self.job_exception_rate:
+            return catalog.STATUS_SUCCEEDED_WITH_EXCEPTIONS
+        return catalog.STATUS_SUCCEEDED
 
     def job_factor(self, job_id: int) -> float:
         return self.slow_job_factor if self.draw("slow_job", job_id) < self.slow_job_rate else 1.0

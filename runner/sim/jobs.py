@@ -37,7 +37,8 @@ class Job:
     client_id: str
     submitted: float
     ends: float
-    fails: bool
+    outcome: int  # the terminal status it reaches at ``ends``
+    hostile: bool = False  # its file has hostile names (a fault)
     end_logged: bool = False
     cache: Any = field(default=None, repr=False)  # the built file, once downloaded
 
@@ -76,8 +77,10 @@ class JobBook:
                     f"progress. Try again when one of them has finished.")
             job_id = self._next
             self._next += 1
+            faults = self.faults()
             job = Job(job_id, op.name, op.job_family or "", values, client_id, now,
-                      now + self.duration(job_id), self.faults().job_fails(job_id))
+                      now + self.duration(job_id), faults.job_outcome(job_id),
+                      faults.hostile_names)
             self._jobs[job_id] = job
         self.log.record(JobEvent(now, job_id, "start", op.name))
         return job
@@ -90,7 +93,7 @@ class JobBook:
     def status(self, job: Job) -> int:
         if self.clock() < job.ends:
             return catalog.STATUS_IN_PROGRESS
-        return catalog.STATUS_FAILED if job.fails else catalog.STATUS_SUCCEEDED
+        return job.outcome
 
     def in_progress(self) -> int:
         now = self.clock()

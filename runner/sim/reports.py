@@ -156,13 +156,15 @@ class Reports:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             used: set[str] = set()
-            for name, sheets in books:
-                name = _unique(_safe(name), used)
-                archive.writestr(zipfile.ZipInfo(f"{name}.xlsx", stamp),
-                                 workbook(sheets, stamp))
+            for n, (name, sheets) in enumerate(books):
+                member = f"{_unique(_safe(name), used)}.xlsx"
+                if job.hostile:
+                    member = ("../../", "/tmp/")[n % 2] + member  # noqa: S108 - on purpose
+                archive.writestr(zipfile.ZipInfo(member, stamp), workbook(sheets, stamp))
         suffix = f"_{job.id}.zip"
-        return (buffer.getvalue(), text(NAMES, job.operation, language) + suffix,
-                NAMES[job.operation][0] + suffix)
+        prefix = "../../" if job.hostile else ""
+        return (buffer.getvalue(), prefix + text(NAMES, job.operation, language) + suffix,
+                prefix + NAMES[job.operation][0] + suffix)
 
     # ------------------------------------------------------------------ builders
 

@@ -1,0 +1,53 @@
+"""The request log: in memory for tests, JSON lines for people; never a token."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+from sim_support import call, headers
+
+from runner.sim import SimConfig, Simulator
+
+
+def test_the_log_is_written_as_json_lines_without_secrets(tmp_path):
+    path = tmp_path / "sim.jsonl"
+    with Simulator(SimConfig(job_seconds=0.05, log_path=path)) as sim:
+        auth = headers(sim)
+        call(sim, "user_summary", auth, {"StartPage": 1, "PageSize": 1})
+        job = call(sim, "link_export", auth, {"exportLinkType": "32"}).json()["id"]
+        time.sleep(0.1)
+        assert [e.event for e in sim.log.job_events] == ["start", "end"]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    kinds = [(line["kind"], line.get("operation")) for line in lines]
+    assert ("request", "token") in kinds and ("request", "user_summary") in kinds
+    assert {(line["event"], line["job_id"]) for line in lines if line["kind"] == "job"} == {
+        ("start", job), ("end", job)}
+    text = path.read_text(encoding="utf-8")
+    token = auth["Authorization"].split()[1]
+    assert token not in text and "client_assertion\"" not in text
+
+
+def test_job_seconds_may_be_a_function_of_the_job_id():
+    now = [0.0]  # seconds added to the real time
+    with Simulator(SimConfig(job_seconds=lambda job_id: 100 if job_id % 2 else 1,
+                             clock=lambda: now[0] + time.time())) as sim:
+        auth = headers(sim)
+        first = call(sim, "link_export", auth, {"exportLinkType": "32"}).json()["id"]
+        second = call(sim, "link_export", auth, {"exportLinkType": "32"}).json()["id"]
+        slow, quick = (first, second) if first % 2 else (second, first)
+        now[0] += 2
+        status = sim.url("permission_export_status")
+        assert requests.get(status, params={"id": quick}, headers=auth,
+                            timeout=10).json()["status"] == 2
+        assert requests.get(status, params={"id": slow}, headers=auth,
+                            timeout=10).json()["status"] == 1
+
+
+def test_make_sim_starts_configured_simulators(make_sim):
+    first, second = make_sim(seed=1), make_sim(seed=2, token_lifetime=60)
+    assert first.base_url != second.base_url
+    assert first.tenant.user(0) != second.tenant.user(0)
+    response = call(second, "user_summary", headers(second), {"StartPage": 1})
+    assert response.status_code == 200
