@@ -161,9 +161,11 @@ def _connection() -> dict[str, Any]:
                 {"enum": [dc.alias for dc in regions.DATA_CENTERS],
                  "description": "Data-center alias (see `insights-runner regions`)."}
             ),
-            "base_url": {**string, "description": "Web API URL, instead of a region."},
+            "base_url": {**string, "description": "Web API URL (a proxy, the simulator); "
+                         "overrides region."},
             "cloud": _or_template({"enum": list(CLOUDS), "description": "Identity service."}),
-            "identity_url": {**string, "description": "Identity service URL, instead of cloud."},
+            "identity_url": {**string, "description": "Identity service URL; overrides cloud "
+                             "and region."},
             "client_id": {**string, "description": "Application (client) ID of the app."},
             "certificate": {
                 "type": "object",
@@ -184,10 +186,6 @@ def _connection() -> dict[str, Any]:
             "timeout": {**_or_template({"type": "number", "exclusiveMinimum": 0}),
                         "description": "Seconds to wait for one HTTP answer (default 60)."},
         },
-        "allOf": [
-            {"not": {"required": ["region", "base_url"]}},
-            {"not": {"required": ["cloud", "identity_url"]}},
-        ],
     }
 
 
