@@ -71,13 +71,16 @@ def test_truncated_downloads_stop_halfway(sim, sim_auth):
     assert received == whole.content[: len(received)]
 
 
-def test_early_token_expiry_revokes_the_token(sim, sim_auth):
+def test_early_token_expiry_revokes_a_used_token(sim):
     sim.set_faults(Faults(token_early_expiry_rate=1.0))
-    refused = call(sim, "user_summary", sim_auth, BODY)
+    auth = headers(sim)
+    assert call(sim, "user_summary", auth, BODY).status_code == 200  # a new token works once
+    refused = call(sim, "user_summary", auth, BODY)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert sim.log.entries[-1].fault == "expire_token"
     sim.set_faults(Faults())
-    assert call(sim, "user_summary", sim_auth, BODY).status_code == 401  # stays revoked
+    assert call(sim, "user_summary", auth, BODY).status_code == 401  # stays revoked
     assert call(sim, "user_summary", headers(sim), BODY).status_code == 200
 
 

@@ -62,6 +62,7 @@ class IdentityService:
     _seen_jti: set[tuple[str, str]] = field(default_factory=set)
     _revoked: set[str] = field(default_factory=set)
     _decoded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _uses: dict[str, int] = field(default_factory=dict)  # accepted requests per token (jti)
     _serial: int = 0
     _valid_from_serial: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -202,7 +203,20 @@ class IdentityService:
             revoked = claims["jti"] in self._revoked or claims["serial"] <= self._valid_from_serial
         if revoked or claims["exp"] <= self.clock():
             raise Unauthorized(f"The token expired at '{claims['exp']:.0f}'")
+        with self._lock:
+            self._uses[claims["jti"]] = self._uses.get(claims["jti"], 0) + 1
         return claims["client_id"]
+
+    def used_before(self, authorization: str | None) -> bool:
+        """Whether the caller's (valid) token had been accepted before this request.
+
+        Early expiry only strikes such tokens: a token fresh from a refresh always works
+        once, so a client that refreshes once on a 401 is enough, as with the real service.
+        """
+        token = (authorization or "").partition(" ")[2].strip()
+        claims = self._decoded.get(token)
+        with self._lock:
+            return claims is not None and self._uses.get(claims["jti"], 0) > 1
 
     def revoke(self, authorization: str | None) -> None:
         """Make the caller's token stop working now (an early-expiry fault)."""
