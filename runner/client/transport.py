@@ -57,6 +57,9 @@ def new_session(*, verify_tls: bool = True, user_agent: str = USER_AGENT) -> req
     return session
 
 
+MAX_REFRESHES = 3
+
+
 class Transport:
     def __init__(
         self,
@@ -88,7 +91,7 @@ class Transport:
         """The response once ``check`` accepts it; raises a ``RunnerError`` otherwise."""
         policy = retry or self.retry
         check = check or check_status
-        attempt, slept, refreshed = 0, 0.0, False
+        attempt, slept, refreshes = 0, 0.0, 0
         while True:
             attempt += 1
             sent = dict(headers or {})
@@ -98,8 +101,12 @@ class Transport:
                 response = self._send(method, url, sent, stream, operation, **kwargs)
                 if response.status_code == 401 and self.auth is not None:
                     response.close()
-                    if not refreshed and self.auth.unauthorized(sent):
-                        refreshed = True  # a fresh token, once; not counted as a retry
+                    # A 401 means the token we sent expired or was revoked: refresh and
+                    # retry.  Another thread may revoke the next one too (tokens are
+                    # shared), so allow a few; a fresh token refused again and again is a
+                    # permission problem, not an expiry.
+                    if refreshes < MAX_REFRESHES and self.auth.unauthorized(sent):
+                        refreshes += 1  # not counted as a retry
                         attempt -= 1
                         log.info("%s %s: 401, refreshing the token once", method, _path(url))
                         continue

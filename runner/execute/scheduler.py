@@ -40,11 +40,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner import catalog
-from runner.errors import Interrupted, RunnerError, SlotsBusy
+from runner.errors import AuthError, Interrupted, RunnerError, SlotsBusy, UnreachableError
 from runner.execute import outputs
 from runner.execute.state import StateStore, StepState, StepStatus, TransitionError
 
 S = StepStatus
+# Errors that no other Step could get past either: the run stops, its state kept.
+FATAL = (UnreachableError, AuthError)
 
 
 class JobApi(Protocol):
@@ -276,6 +278,8 @@ class Scheduler:
                 status = self.api.status(job.step, job.job_id)
             except RunnerError as error:
                 job.poll_errors += 1
+                if isinstance(error, FATAL):
+                    raise
                 if not error.transient or job.poll_errors > self.max_poll_errors:
                     del self._jobs[step_id]
                     self._fail(job.step, error)
@@ -387,6 +391,10 @@ class Scheduler:
     # ------------------------------------------------------------------ endings
 
     def _fail(self, step: Any, error: BaseException) -> None:
+        if isinstance(error, FATAL):
+            # The client has already retried: the service is out of reach or refuses us.
+            # Stop the run (exit 3) and leave this Step's state as it is for the next run.
+            raise error
         message = str(error) or type(error).__name__
         try:
             self.store.failed(step.id, message)
