@@ -72,7 +72,7 @@ def test_truncated_downloads_stop_halfway(sim, sim_auth):
 
 
 def test_early_token_expiry_revokes_a_used_token(sim):
-    sim.set_faults(Faults(token_early_expiry_rate=1.0))
+    sim.set_faults(Faults(token_early_expiry_rate=0.999, seed=1))
     auth = headers(sim)
     assert call(sim, "user_summary", auth, BODY).status_code == 200  # a new token works once
     refused = call(sim, "user_summary", auth, BODY)
@@ -82,6 +82,8 @@ def test_early_token_expiry_revokes_a_used_token(sim):
     sim.set_faults(Faults())
     assert call(sim, "user_summary", auth, BODY).status_code == 401  # stays revoked
     assert call(sim, "user_summary", headers(sim), BODY).status_code == 200
+    sim.set_faults(Faults(token_early_expiry_rate=1.0))  # no token works at all
+    assert call(sim, "user_summary", headers(sim), BODY).status_code == 401
 
 
 def test_identity_faults_only_when_asked(sim):

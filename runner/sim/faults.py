@@ -21,7 +21,8 @@ RATE_LIMIT = "rate_limit"  # 429 with Retry-After
 DROP = "drop"  # the connection is closed without an answer
 TRUNCATE = "truncate"  # a download stops halfway (export files only)
 EXPIRE_TOKEN = "expire_token"  # noqa: S105 - the caller's token is revoked before its expiry
-# (never on a token's first accepted request: a fresh token always works once)
+# (never on a token's first accepted request, so a fresh token works once; except at rate
+# 1.0, which refuses every token, as when the app's permission has been withdrawn)
 
 
 @dataclass(frozen=True)
