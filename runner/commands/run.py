@@ -36,8 +36,8 @@ def run(playbook: str, extra_vars: Sequence[str], tags: Sequence[str], skip_tags
         check: bool, fresh: bool, state_dir: Path | None, junit: Path | None, as_json: bool,
         quiet: bool) -> None:
     from runner.execute.engine import RunOptions, check_connection, run_plan
-    from runner.plan import compile_plan
     from runner.manifest import load_playbook
+    from runner.plan import compile_plan
     from runner.progress import Progress
     from runner.report import report_from_result, summary_table
 
@@ -47,7 +47,7 @@ def run(playbook: str, extra_vars: Sequence[str], tags: Sequence[str], skip_tags
                          skip_tags=_tags(skip_tags), check=check, fresh=fresh,
                          state_dir=state_dir, junit=junit)
     if check:
-        click.echo(check_connection(plan, options), err=as_json)
+        click.echo(check_connection(plan, options, loaded), err=as_json)
         return
     progress = Progress(len(plan.steps), quiet=quiet or as_json)
     try:

@@ -10,11 +10,8 @@ for the length of the run.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 from runner import catalog
 from runner.errors import RunnerError, UserError
 from runner.execute import outputs
+from runner.execute.registry import Registry
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler
 from runner.execute.state import RunStatus, StateStore, default_state_dir
 
@@ -98,9 +96,12 @@ class ClientJobApi:
 
 
 @contextlib.contextmanager
-def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, Any]
-                    ) -> Iterator[Any]:
-    """An ``InsightsClient`` for the plan's connection (starting the simulator if asked)."""
+def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, Any],
+                    playbook: Any = None) -> Iterator[Any]:
+    """An ``InsightsClient`` for the plan's connection (starting the simulator if asked).
+
+    With ``playbook``, a mistake in the connection is reported at its file:line:col.
+    """
     from runner.client.api import InsightsClient
     from runner.client.connection import resolve_connection, settings_for_simulator
 
@@ -118,77 +119,21 @@ def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, A
             with InsightsClient(settings) as client:
                 yield client
         return
-    settings = resolve_connection(connection, base_dir)
+    settings = resolve_connection(connection, base_dir, locate=_locator(playbook))
     with InsightsClient(settings) as client:
         yield client
 
 
-# ------------------------------------------------------------------------ register
+def _locator(playbook: Any) -> Callable[[str], tuple[str, int, int]] | None:
+    source = getattr(playbook, "source", None)
+    if source is None:
+        return None
 
+    def locate(dotted: str) -> tuple[str, int, int]:
+        line, column = source.where(tuple(dotted.split(".")))
+        return playbook.file, line, column
 
-def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
-    """The records a finished query wrote, for ``register``."""
-    if fmt == "jsonl":
-        with path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    if fmt == "json":
-        return json.loads(path.read_text(encoding="utf-8"))
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-class Registry:
-    """Collects each ``register`` task's results and releases the tasks that wait for them."""
-
-    def __init__(self, plan: Any, output_dir: Path) -> None:
-        self.output_dir = output_dir
-        self.values: dict[str, Any] = {}
-        self.failed: set[str] = set()
-        self._remaining: dict[int, int] = defaultdict(int)
-        self._outcomes: dict[int, list[Outcome]] = defaultdict(list)
-        self._register_of: dict[int, str] = {}
-        self.waiting = list(plan.deferred)
-
-    def expect(self, steps: Sequence[Any]) -> None:
-        for step in steps:
-            self._remaining[step.task_index] += 1
-            if step.register:
-                self._register_of[step.task_index] = step.register
-
-    def step_done(self, outcome: Outcome) -> str | None:
-        """Note a finished Step; the register name completed by it, if any."""
-        task = outcome.step.task_index
-        self._outcomes[task].append(outcome)
-        self._remaining[task] -= 1
-        name = self._register_of.get(task)
-        if self._remaining[task] or name is None:
-            return None
-        outcomes = sorted(self._outcomes[task], key=lambda o: o.step.chunk_number)
-        if any(o.status != "succeeded" for o in outcomes):
-            self.failed.add(name)
-            return name
-        values: list[Any] = []
-        for o in outcomes:
-            if o.step.kind == "query":
-                target = outputs.resolve_output(self.output_dir, o.step.output)
-                values.extend(read_records(target, o.step.format))
-            else:
-                values.append({"file": o.step.output, "bytes": o.bytes, "sha256": o.sha256,
-                               "job_id": o.job_id})
-        self.values[name] = values
-        return name
-
-    def ready(self) -> list[Any]:
-        """Deferred tasks whose registers now all exist (taken off the waiting list)."""
-        out = [t for t in self.waiting if all(n in self.values for n in t.needs)]
-        self.waiting = [t for t in self.waiting if t not in out]
-        return out
-
-    def blocked(self) -> list[Any]:
-        """Deferred tasks that can never run because a register they need failed."""
-        out = [t for t in self.waiting if any(n in self.failed for n in t.needs)]
-        self.waiting = [t for t in self.waiting if t not in out]
-        return out
+    return locate
 
 
 # ------------------------------------------------------------------------ the run
@@ -224,7 +169,8 @@ def run_plan(
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(StateStore.open(state_dir))
         client = stack.enter_context(
-            open_connection(plan, Path(plan.playbook).parent, options.simulator_options))
+            open_connection(plan, Path(plan.playbook).parent, options.simulator_options,
+                            playbook))
         if options.fresh:
             store.clear_steps()
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
@@ -268,12 +214,13 @@ def run_plan(
     return result
 
 
-def check_connection(plan: Any, options: RunOptions) -> str:
+def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> str:
     """``run --check``: the plan compiles (done by the caller) and the credentials work.
 
     Gets a token from the identity service; submits nothing and writes no file.
     """
-    with open_connection(plan, Path(plan.playbook).parent, options.simulator_options) as client:
+    with open_connection(plan, Path(plan.playbook).parent, options.simulator_options,
+                         playbook) as client:
         token = client.auth.token()
         remaining = max(0, int(token.expires_at - time.time()))
         steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]

@@ -30,6 +30,7 @@ and sleep are injected so the policy can be tested without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -40,7 +41,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner import catalog
-from runner.errors import AuthError, Interrupted, RunnerError, SlotsBusy, UnreachableError
+from runner.errors import (
+    AuthError,
+    Interrupted,
+    RequestRejected,
+    RunnerError,
+    SlotsBusy,
+    UnreachableError,
+)
 from runner.execute import outputs
 from runner.execute.state import StateStore, StepState, StepStatus, TransitionError
 
@@ -280,6 +288,15 @@ class Scheduler:
                 job.poll_errors += 1
                 if isinstance(error, FATAL):
                     raise
+                if _job_unknown(error):
+                    # The service no longer knows the job (expired, or the service was
+                    # reset since the last run): the only way to the report is a new job.
+                    del self._jobs[step_id]
+                    self.store.requeue(step_id, f"the service no longer knows job {job.job_id}")
+                    self.outcomes[step_id].warnings.append(
+                        f"job {job.job_id} was unknown to the service; submitted again")
+                    self._exports.append(job.step)
+                    continue
                 if not error.transient or job.poll_errors > self.max_poll_errors:
                     del self._jobs[step_id]
                     self._fail(job.step, error)
@@ -396,10 +413,8 @@ class Scheduler:
             # Stop the run (exit 3) and leave this Step's state as it is for the next run.
             raise error
         message = str(error) or type(error).__name__
-        try:
+        with contextlib.suppress(TransitionError):  # already failed
             self.store.failed(step.id, message)
-        except TransitionError:
-            pass  # already failed
         self._finish(self.outcomes[step.id], "failed", error=message)
 
     def _finish(self, outcome: Outcome, status: str, *, reused: bool = False, **values: Any
@@ -420,6 +435,10 @@ class Scheduler:
     @property
     def slots_in_use(self) -> int:
         return len(self._jobs)
+
+
+def _job_unknown(error: RunnerError) -> bool:
+    return isinstance(error, RequestRejected) and getattr(error, "status", None) == 404
 
 
 @dataclass(frozen=True)
