@@ -142,6 +142,7 @@ class Tenant:
         self.site = lru_cache(maxsize=20_000)(self._site)  # type: ignore[method-assign]
         self.user = lru_cache(maxsize=50_000)(self._user)  # type: ignore[method-assign]
         # A site's objects are read together (exports, walks): keep the last few sites'.
+        self.person = lru_cache(maxsize=50_000)(self._person)  # type: ignore[method-assign]
         self.site_objects = lru_cache(maxsize=16)(self._site_objects)  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ randomness
@@ -205,7 +206,7 @@ class Tenant:
     def user_count(self) -> int:
         return self.scale.users
 
-    def person(self, u: int) -> tuple[str, str, str]:
+    def _person(self, u: int) -> tuple[str, str, str]:
         """User ``u``'s display name, e-mail and login name (cheaper than ``user``)."""
         first = self._pick(_FIRST, self.h("first", u))
         last = self._pick(_LAST, self.h("last", u))
@@ -311,7 +312,10 @@ class Tenant:
     def object(self, s: int, j: int) -> dict[str, Any]:
         """Object ``j`` of site ``s`` as a detail record (codes, not labels: see records.py)."""
         site = self.site(s)
-        roll = self.h("object", s, j)
+        # One digest gives everything: the id (16 bytes), the attributes, the creator.
+        digest = hashlib.blake2b(f"object|{s}|{j}".encode(), digest_size=32,
+                                 key=self._key).digest()
+        roll = int.from_bytes(digest[16:24])
         if j == 0:
             object_type, name, location = 11, site.name, site.url
         elif j == 1:
@@ -325,12 +329,13 @@ class Tenant:
         sensitivity = (0, 0, 1, 1, 2, 3, -2)[(roll >> 16) % 7]
         exposure = 1 + (roll >> 20) % 3
         risk = sensitivity if sensitivity in (0, -2) else min(sensitivity, exposure)
-        creator_name, creator_email, _ = self.person(self.h("creator", s, j) % self.user_count)
+        creator_name, creator_email, _ = self.person(int.from_bytes(digest[24:]) % self.user_count)
         created = 1_000_000 + (roll >> 24) % 50_000_000
         data_types = [self._pick(_DATA_TYPES, roll >> (28 + 3 * n)) for n in range(sensitivity)
                       ] if sensitivity > 0 else []
         return {
-            "id": self._uuid("object", s, j), "name": name, "location": location,
+            "id": str(uuid.UUID(bytes=digest[:16], version=4)), "name": name,
+            "location": location,
             "objectType": object_type, "createdBy": creator_name,
             "module": site.module, "inheritance": "No" if roll % 4 == 0 else "Yes",
             "siteName": site.name, "sensitivityLevel": sensitivity, "exposureLevel": exposure,
