@@ -34,12 +34,18 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(_document())
 
 
-def schema_diagnostics(document: Any, source: Source) -> list[Diagnostic]:
-    """Every way ``document`` breaks the playbook schema, one Diagnostic each."""
+def schema_diagnostics(document: Any, source: Source, *, validator: Any = None,
+                       translator: type[_Translator] | None = None) -> list[Diagnostic]:
+    """Every way ``document`` breaks the playbook schema, one Diagnostic each.
+
+    Another document (the inventory) passes its own validator and translator; its schema
+    may ``$ref`` only the playbook schema's ``template`` and ``connection`` definitions.
+    """
     seen: set[tuple[int, int, str]] = set()
     out: list[Diagnostic] = []
-    for error in _validator().iter_errors(document):
-        for diagnostic in _Translator(document, source).translate(error):
+    words = (translator or _Translator)(document, source)
+    for error in (validator or _validator()).iter_errors(document):
+        for diagnostic in words.translate(error):
             key = (diagnostic.line, diagnostic.column, diagnostic.message)
             if key not in seen:
                 seen.add(key)

@@ -39,6 +39,8 @@ class RunOptions:
     workers: int = 4
     poll: PollPolicy | None = None
     simulator_options: Mapping[str, Any] = field(default_factory=dict)
+    write_report: bool = True  # False when several tenants share one combined report
+    run_facts: Any = None  # the plan's ``run`` values (a saved plan keeps its own)
 
 
 @dataclass
@@ -106,9 +108,9 @@ def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, A
     from runner.client.connection import resolve_connection, settings_for_simulator
 
     connection = plan.connection
-    if isinstance(connection, str):
-        raise UserError(f"{plan.playbook}: connection {connection!r} names an inventory entry; "
-                        "inventories are not supported yet: write the connection inline")
+    if isinstance(connection, str):  # runner.inventory.targets resolves names before this
+        raise UserError(f"{plan.playbook}: connection {connection!r} names an inventory "
+                        "tenant, but no inventory was read (-i FILE)")
     connection = dict(connection or {})
     if connection.get("simulator"):
         from runner.sim import SimConfig, Simulator
@@ -128,6 +130,8 @@ def _locator(playbook: Any) -> Callable[[str], tuple[str, int, int]] | None:
     source = getattr(playbook, "source", None)
     if source is None:
         return None
+    if hasattr(source, "locate"):  # a tenant's connection is written in the inventory
+        return source.locate  # type: ignore[no-any-return]
 
     def locate(dotted: str) -> tuple[str, int, int]:
         line, column = source.where(tuple(dotted.split(".")))
@@ -185,7 +189,8 @@ def run_plan(
                 skipped_tasks.append(f"{task.task_name}: a register it needs failed")
             for task in registry.ready():
                 new = [s for s in compile_task(playbook, task.task_index,
-                                               registered=registry.values)
+                                               registered=registry.values,
+                                               run_facts=options.run_facts)
                        if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)
                 store.register_steps(run_id, new)
@@ -208,6 +213,8 @@ def run_plan(
                   else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
         store.finish_run(run_id, status)
 
+    if not options.write_report:
+        return result
     result.report_path = write_run_report(output_dir / REPORT_NAME, result)
     if options.junit:
         write_junit(options.junit, result)
