@@ -166,6 +166,10 @@ def _defined(value: Any) -> Any:
     """Raise the undefined error a lone ``{{ name }}`` hides inside a native value."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
+    elif callable(getattr(value, "materialize", None)):
+        # A register read lazily from its files (runner.execute.registry.RecordFiles),
+        # handed over whole: the caller expects a list.
+        return value.materialize()
     elif isinstance(value, list | tuple):
         for item in value:
             if type(item) not in _PLAIN:

@@ -18,6 +18,7 @@ from werkzeug import Request, Response
 from runner import catalog
 from runner.catalog import Operation
 from runner.sim import records
+from runner.sim.bigfile import BigExport
 from runner.sim.fields import BadRequest
 from runner.sim.jobs import Job, JobBook, SlotsFull
 from runner.sim.paging import Tokens, query_hash, start_page, token_page
@@ -59,10 +60,13 @@ def problem_response(message: str, field: str) -> Response:
 
 
 class Api:
-    def __init__(self, tenant: Tenant, jobs: JobBook, reports: Reports):
+    def __init__(self, tenant: Tenant, jobs: JobBook, reports: Reports,
+                 export_bytes: int | None = None):
         self.tenant = tenant
         self.jobs = jobs
         self.reports = reports
+        # Every export file is a synthetic .zip of this size, streamed (see bigfile).
+        self.big = BigExport(export_bytes) if export_bytes else None
         self.tokens = Tokens(tenant.seed)
 
     def handle(self, op: Operation, values: dict[str, Any], client_id: str,
@@ -180,12 +184,28 @@ class Api:
         if status not in catalog.DOWNLOADABLE_STATUSES:
             raise ApiError(400, f"The export job {job.id} has no file: "
                                 f"{catalog.EXPORT_STATUS.label(status)}")
+        if self.big is not None:
+            return _big_file(self.big, job, request)
         data, filename, fallback = self.reports.file(job)
         response = Response(data, mimetype="application/zip")
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(filename, safe="")}')
         response.set_etag(f"job-{job.id}-{len(data)}")
         return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
+def _big_file(big: BigExport, job: Job, request: Request) -> Response:
+    """The synthetic export, streamed from the first byte a ``Range: bytes=N-`` asks for."""
+    span = request.range.range_for_length(big.total) if request.range else None
+    start = span[0] if span and span[1] == big.total else 0
+    response = Response(big.iter_from(start), status=206 if start else 200,
+                        mimetype="application/zip", direct_passthrough=True)
+    response.headers["Content-Length"] = str(big.total - start)
+    response.headers["Accept-Ranges"] = "bytes"
+    if start:
+        response.headers["Content-Range"] = f"bytes {start}-{big.total - 1}/{big.total}"
+    response.headers["Content-Disposition"] = f'attachment; filename="export_{job.id}.zip"'
+    return response
 
 
 def _check_export(op: Operation, values: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import io
 import threading
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from runner.sim.tenant import Tenant, parse_time
 from runner.sim.xlsx import Sheet, workbook
 
 _LANGS = ("en-US", "ja-JP", "fr-FR")
+BUILT_CACHE = 8  # export files kept built (per simulator)
 
 # column key -> header in en-US, ja-JP, fr-FR
 HEADERS: dict[str, tuple[str, str, str]] = {
@@ -140,13 +142,21 @@ class Reports:
     def __init__(self, tenant: Tenant):
         self.tenant = tenant
         self._lock = threading.Lock()
+        self._built: OrderedDict[int, tuple[bytes, str, str]] = OrderedDict()
 
     def file(self, job: Job) -> tuple[bytes, str, str]:
-        """The job's .zip, its (localized) file name and an ASCII fallback name."""
+        """The job's .zip, its (localized) file name and an ASCII fallback name.
+
+        Built files are cached for the last few jobs only (a resumed download asks for the
+        same bytes again, and ``build`` is deterministic anyway): a run of thousands of
+        exports must not keep every file in the simulator's memory.
+        """
         with self._lock:
-            if job.cache is None:
-                job.cache = self.build(job)
-            return job.cache
+            built = self._built.pop(job.id, None) or self.build(job)
+            self._built[job.id] = built
+            while len(self._built) > BUILT_CACHE:
+                self._built.popitem(last=False)
+            return built
 
     def build(self, job: Job) -> tuple[bytes, str, str]:
         language = str(job.values.get("language") or catalog.DEFAULT_LANGUAGE)

@@ -60,6 +60,7 @@ class SimConfig:
     fresh_certificate: bool = False  # sim serve: a new key; embedded: one key per process
     client_id: str | None = None  # default: derived from the seed
     clock: Callable[[], float] = time.time
+    export_bytes: int | None = None  # every export file: a synthetic .zip this big, streamed
 
     @property
     def resolved_client_id(self) -> str:
@@ -84,7 +85,7 @@ class Service:
         self.tenant = Tenant(config.seed, config.scale)
         self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log)
         log.settle = self.jobs.settle
-        self.api = Api(self.tenant, self.jobs, Reports(self.tenant))
+        self.api = Api(self.tenant, self.jobs, Reports(self.tenant), config.export_bytes)
         self._numbers = itertools.count(1)
         self._number_lock = threading.Lock()
 

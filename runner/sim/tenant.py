@@ -18,8 +18,10 @@ work without a table; a lookup also checks the whole value, so near misses are n
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import math
 import re
 import uuid
 from collections.abc import Iterator
@@ -78,6 +80,23 @@ SCALES: dict[str, Scale] = {
     "large": Scale(sites=5_000, users=250_000, groups=5_000, objects_per_site=(200, 600),
                    links_per_type=12, direct_sites=10, activities=4_000),
 }
+
+
+def sized_scale(objects: int | None = None, users: int | None = None) -> Scale:
+    """The large scale with exactly ``objects`` objects (so ``detail_records`` serves exactly
+    that many) and/or exactly ``users`` users; for benchmarks that compare sizes."""
+    base = SCALES["large"]
+    changes: dict[str, Any] = {}
+    if objects is not None:
+        if objects < 1:
+            raise ValueError("a tenant holds at least one object")
+        per_site = math.gcd(objects, 100)  # equal sites, as close to 100 objects as divides
+        changes.update(sites=objects // per_site, objects_per_site=(per_site, per_site))
+    if users is not None:
+        if users < 1:
+            raise ValueError("a tenant holds at least one user")
+        changes["users"] = users
+    return dataclasses.replace(base, **changes)
 
 
 _NAIVE_EPOCH = EPOCH.replace(tzinfo=None)
