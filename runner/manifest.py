@@ -48,6 +48,8 @@ class Task:
     retries: int
     format: str
     needs: frozenset[str]  # register names its templates read, directly or through vars
+    extract: bool = False  # exports: unpack the .zip into a folder beside it
+    convert: str | None = None  # exports: "csv", each .xlsx sheet as a CSV
 
     @property
     def operation(self) -> catalog.Operation:
@@ -471,6 +473,10 @@ class _Checks:
         if "format" in task and op.is_export:
             self.problem((*path, "format"), "format applies to queries; an export always "
                          "writes the service's .zip", key=True)
+        for key in ("extract", "convert"):
+            if key in task and op.is_query:
+                self.problem((*path, key), f"{key} applies to exports (their .zip of .xlsx "
+                             "reports); a query writes records: use format: csv", key=True)
         needs = closure(names, self.var_refs, self.extra) & set(registers)
         for name in sorted(needs):
             if registers[name] >= index:
@@ -492,4 +498,6 @@ class _Checks:
             retries=int(task.get("retries", DEFAULT_RETRIES)),
             format=EXPORT_FORMAT if op.is_export else task.get("format", DEFAULT_QUERY_FORMAT),
             needs=frozenset(n for n in needs if registers[n] < index),
+            extract=bool(task.get("extract", False)) and op.is_export,
+            convert=task.get("convert") if op.is_export else None,
         ))

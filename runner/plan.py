@@ -57,9 +57,11 @@ class Step:
     ignore_errors: bool
     register: str | None
     tags: tuple[str, ...]
+    extract: bool = False  # unpack the downloaded .zip beside it (runner.execute.postprocess)
+    convert: str | None = None  # "csv": each .xlsx sheet as a CSV
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "task_index": self.task_index,
             "task_name": self.task_name,
@@ -75,6 +77,18 @@ class Step:
             "register": self.register,
             "tags": list(self.tags),
         }
+        out.update(_postprocessing(self))  # only when set: older plans read the same
+        return out
+
+
+def _postprocessing(step: Any) -> dict[str, Any]:
+    """The post-processing keys a task sets (none for most), for ids and plan JSON."""
+    out: dict[str, Any] = {}
+    if getattr(step, "extract", False):
+        out["extract"] = True
+    if getattr(step, "convert", None):
+        out["convert"] = step.convert
+    return out
 
 
 @dataclass(frozen=True)
@@ -193,8 +207,14 @@ def fingerprint(playbook: Playbook) -> str:
     return digest.hexdigest()
 
 
-def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str) -> str:
-    payload = _canonical([operation, request, output, fmt])
+def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str,
+            postprocessing: Mapping[str, Any] | None = None) -> str:
+    """A hash of what the Step asks and writes; post-processing counts only when set, so
+    the ids of tasks without it are those of earlier versions."""
+    parts: list[Any] = [operation, request, output, fmt]
+    if postprocessing:
+        parts.append(dict(postprocessing))
+    payload = _canonical(parts)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -406,7 +426,7 @@ class _Compiler:
                 scope = {**dynamic, "chunk": {"number": number, "total": len(requests)}}
                 output = self._output(task, scope, len(steps) + 1)
                 steps.append(Step(
-                    id=step_id(op.name, request, output, task.format),
+                    id=step_id(op.name, request, output, task.format, _postprocessing(task)),
                     task_index=task.index,
                     task_name=task.title,
                     operation=op.name,
@@ -420,6 +440,8 @@ class _Compiler:
                     ignore_errors=task.ignore_errors,
                     register=task.register,
                     tags=task.tags,
+                    extract=task.extract,
+                    convert=task.convert,
                 ))
         if steps or not reasons:
             return steps, None if steps else "loop has no items"

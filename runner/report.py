@@ -73,6 +73,9 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
                     "reused": {"type": "boolean"},
                     "ignored": {"type": "boolean"},
                     "warnings": {"type": "array", "items": {"type": "string"}},
+                    "files": {"type": "array", "items": {"type": "string"},
+                              "description": "Files extracted or converted from the output "
+                              "(extract, convert), relative to the output folder."},
                 },
             },
         },
@@ -159,6 +162,9 @@ def step_entry(row: Any) -> dict[str, Any]:
         "ignored": _ignored(row),
         "warnings": [str(w) for w in getattr(row, "warnings", ()) or ()],
     }
+    files = getattr(row, "files", None)
+    if files:  # only Steps that extract or convert have them
+        entry["files"] = [str(f) for f in files]
     if entry["status"] == "succeeded":
         entry["error"] = None  # an error from an earlier, retried attempt is not the outcome
     return entry
@@ -307,6 +313,7 @@ def summary_table(report: Any, *, max_failures: int = 20) -> str:
             lines.append(f"  {step['output'] or step['id']}{ignored}: {first}")
         if len(failed) > max_failures:
             lines.append(f"  ... and {len(failed) - max_failures} more (see the run report)")
+    lines += _written(report["steps"])
     if report.get("skipped_tasks"):
         lines.append("")
         lines.append("Tasks not run:")
@@ -314,6 +321,39 @@ def summary_table(report: Any, *, max_failures: int = 20) -> str:
     lines.append("")
     lines.append(_totals(report))
     return "\n".join(lines)
+
+
+def _written(steps: list[Mapping[str, Any]], limit: int = 12) -> list[str]:
+    """What was written where: each file and, for an extracted .zip, its folder."""
+    done = [step for step in steps if step["status"] == "succeeded" and step["output"]]
+    if not done:
+        return []
+    lines = ["", "Written:"]
+    for step in done[:limit]:
+        line = f"  {step['output']}"
+        if step["bytes"] is not None:
+            line += f"  {human_size(step['bytes'])}"
+        if step.get("records") is not None:
+            line += f", {step['records']} records"
+        files = step.get("files") or []
+        if files:
+            kinds = Counter(Path(f).suffix or "(none)" for f in files)
+            what = ", ".join(f"{n} {suffix}" for suffix, n in sorted(kinds.items()))
+            line += f"  -> {_common_folder(files)}/ ({what})"
+        lines.append(line)
+    if len(done) > limit:
+        lines.append(f"  ... and {len(done) - limit} more (see the run report)")
+    return lines
+
+
+def _common_folder(files: list[str]) -> str:
+    parents = [Path(f).parent.as_posix() for f in files]
+    common = parents[0]
+    for parent in parents[1:]:
+        while common not in (".", "") and not (parent == common or
+                                               parent.startswith(common + "/")):
+            common = Path(common).parent.as_posix()
+    return common
 
 
 def _cell(value: str, width: int, column: int) -> str:

@@ -22,6 +22,7 @@ DATETIME_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 )
 QUERY_FORMATS = ("jsonl", "json", "csv")
+CONVERT_FORMATS = ("csv",)  # runner.execute.postprocess
 CLOUDS = tuple(regions.IDENTITY_SERVICES)
 
 # Task keywords beside the one module key.
@@ -63,6 +64,16 @@ TASK_KEYWORDS: dict[str, dict[str, Any]] = {
     "format": {
         "enum": list(QUERY_FORMATS),
         "description": "File format of a query's records: jsonl (default), json or csv.",
+    },
+    "extract": {
+        "type": "boolean",
+        "description": "Exports: unpack the downloaded .zip into a folder beside it, named "
+        "after it (safely: no member may land outside that folder).",
+    },
+    "convert": {
+        "enum": list(CONVERT_FORMATS),
+        "description": "Exports: write each sheet of each .xlsx report as a CSV in the "
+        "folder beside the .zip (the .xlsx are kept only with extract: true).",
     },
 }
 
