@@ -28,7 +28,7 @@ from typing import Any
 import requests
 import urllib3
 
-from runner.errors import DownloadError
+from runner.errors import DownloadError, RequestRejected
 
 from .transport import Transport, check_status
 
@@ -68,48 +68,91 @@ def download(
     chunk_size: int = CHUNK_SIZE,
     max_resumes: int = MAX_RESUMES,
     require_zip: bool = True,
+    partial: str | Path | None = None,
 ) -> Downloaded:
-    """Fetch ``url`` into ``dest``: a file path, or an existing folder (the hint names the file)."""
+    """Fetch ``url`` into ``dest``: a file path, or an existing folder (the hint names the file).
+
+    ``partial`` names the temporary file.  The caller makes it unique to one job's file,
+    so when a run dies mid-download the next run goes on from the bytes already there
+    (with Range) instead of starting again; without it a random name is used and removed.
+    """
     dest = Path(dest)
     folder = dest if dest.is_dir() else dest.parent
     folder.mkdir(parents=True, exist_ok=True)
-    temp = folder / f".{uuid.uuid4().hex}.part"
+    temp = Path(partial) if partial is not None else folder / f".{uuid.uuid4().hex}.part"
+    finished = False
     try:
         hint, size, digest, resumes = _fetch(
             transport, url, temp, params, operation, chunk_size, max_resumes
         )
-        if require_zip:
-            _verify_zip(temp, operation)
+        try:
+            if require_zip:
+                _verify_zip(temp, operation)
+        except DownloadError:
+            temp.unlink(missing_ok=True)  # never resume from a corrupt file
+            raise
         target = (
             dest
             if not dest.is_dir()
             else folder / (hint or safe_name(fallback_name) or "export.zip")
         )
         _inside(target, folder)
+        _fsync(temp)
         os.replace(temp, target)
+        _fsync_dir(folder)
+        finished = True
     finally:
-        temp.unlink(missing_ok=True)
+        if partial is None and not finished:
+            temp.unlink(missing_ok=True)
     log.info("%s: %d bytes written to %s (%d resumes)", operation, size, target, resumes)
     return Downloaded(target, size, digest, hint, resumes)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
     written, resumes, hint, total = 0, 0, None, None
     hasher = hashlib.sha256()
-    with open(temp, "wb") as handle:
+    with open(temp, "a+b") as handle:
+        handle.seek(0)  # bytes an earlier run already fetched: hash them and go on from there
+        while block := handle.read(chunk_size):
+            hasher.update(block)
+            written += len(block)
+        if written:
+            log.info("%s: going on from %d bytes fetched by an earlier run", operation, written)
         while True:
             headers = (
                 {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
             )
-            response = transport.request(
-                "GET",
-                url,
-                params=params,
-                headers=headers,
-                stream=True,
-                operation=operation,
-                check=check_status,
-            )
+            try:
+                response = transport.request(
+                    "GET",
+                    url,
+                    params=params,
+                    headers=headers,
+                    stream=True,
+                    operation=operation,
+                    check=check_status,
+                )
+            except RequestRejected as exc:
+                if exc.status != 416 or not written:
+                    raise
+                # The range is past the end: what we have is not a prefix of this file.
+                handle.seek(0)
+                handle.truncate()
+                hasher, written = hashlib.sha256(), 0
+                continue
             with response:
                 start, total = _where(response, written, total, operation)
                 if start == 0 and written:

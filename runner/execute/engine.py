@@ -83,7 +83,10 @@ class ClientJobApi:
         return self.client.job_status(step.operation, int(job_id))
 
     def download(self, step: Any, job_id: int | str, dest: Path) -> outputs.FileInfo:
-        done = self.client.download(step.operation, int(job_id), dest)
+        # The temporary name belongs to this Step's job: a later run resumes it, and a
+        # resubmitted job (another id) never mixes its bytes with the old one's.
+        partial = outputs.partial_path(dest, f"{step.id}-{job_id}")
+        done = self.client.download(step.operation, int(job_id), dest, partial=partial)
         stat = done.path.stat()
         return outputs.FileInfo(done.path, done.bytes, done.sha256, stat.st_mtime_ns)
 
