@@ -109,3 +109,34 @@ def test_killed_mid_pagination_goes_on_from_the_last_token(sim, tmp_path: Path) 
     assert runner("run", reference, env=env_for(sim)).returncode == 0
     expected = (fresh / "reports" / "records.jsonl").read_text("utf-8").splitlines()
     assert lines == expected
+
+
+def test_killed_mid_download_goes_on_from_the_bytes_it_has(tmp_path: Path) -> None:
+    size = 200 * 1024 * 1024  # big enough to be caught in the middle of its transfer
+    with Simulator(SimConfig(seed=7, scale="small", job_seconds=0.2,
+                             export_bytes=size)) as sim:
+        playbook = write_playbook(tmp_path, sim, [{
+            "name": "Sites", "site_permission_export": {
+                "site_urls": ["https://contoso.sharepoint.com/sites/site00003"]},
+            "output": "sites.zip"}])
+        reports = tmp_path / "reports"
+        process = start_runner("run", playbook, env=env_for(sim))
+
+        def partial_bytes() -> int:
+            return sum(p.stat().st_size for p in reports.glob(".sites.zip.partial-*"))
+
+        kill_when(process, lambda: partial_bytes() > 8 * 1024 * 1024)
+        assert not (reports / "sites.zip").exists()  # never half-written under its name
+        had = partial_bytes()
+
+        again = runner("run", playbook, env=env_for(sim))
+
+        assert again.returncode == 0, again.stderr
+        assert len(submits(sim)) == 1, "the job was submitted again"
+        resumed = [e for e in sim.log.requests("permission_export_file") if e.status == 206]
+        assert resumed, f"the second run fetched the whole file again (had {had} bytes)"
+        final = reports / "sites.zip"
+        assert final.stat().st_size == size
+        with zipfile.ZipFile(final) as archive:
+            assert archive.testzip() is None
+        assert not list(reports.glob(".*partial*"))
