@@ -140,3 +140,31 @@ def test_killed_mid_download_goes_on_from_the_bytes_it_has(tmp_path: Path) -> No
         with zipfile.ZipFile(final) as archive:
             assert archive.testzip() is None
         assert not list(reports.glob(".*partial*"))
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_polls_the_jobs_it_left(slow_sim, tmp_path: Path
+                                                                       ) -> None:
+    sim = slow_sim
+    playbook = write_playbook(tmp_path, sim, [{
+        "name": "Links by month", "link_export": {"link_type": "anyone",
+                                                  "start_time": "{{ item }}"},
+        "loop": MONTHS, "output": "links/{{ item[:7] }}.zip"}])
+    process = start_runner("run", playbook, env=env_for(sim))
+    deadline = time.monotonic() + 60
+    while len(submits(sim)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    states = step_states(tmp_path / ".insights-runner")
+    assert states["submitted"] + states["downloading"] + states["succeeded"] >= 5
+    before = Counter(e.fields.get("startTime") for e in submits(sim))
+
+    again = runner("run", playbook, env=env_for(sim))
+
+    assert again.returncode == 0, again.stderr
+    after = Counter(e.fields.get("startTime") for e in submits(sim))
+    assert all(count == 1 for count in after.values()), "a job was submitted twice"
+    assert set(after) == set(MONTHS) and set(before) < set(after)

@@ -237,3 +237,48 @@ def test_query_formats(sim, tmp_path: Path, fmt: str) -> None:
         assert len(json.loads(text)) == expected
     else:
         assert len(text.splitlines()) == expected + 1  # the header row
+
+
+def test_slots_held_by_another_client_are_waited_for_not_failed(tmp_path: Path) -> None:
+    from client_support import make_client
+
+    from runner.sim import SimConfig, Simulator
+    from runner.sim.jobs import FIRST_JOB_ID
+
+    def seconds(job_id: int) -> float:  # the other tool's three jobs run long
+        return 2.0 if job_id < FIRST_JOB_ID + 3 else 0.2
+
+    with Simulator(SimConfig(seed=7, scale="small", job_seconds=seconds)) as sim:
+        other = make_client(sim)
+        for month in MONTHS[:3]:
+            other.submit("link_export", {"link_type": "organization", "start_time": month})
+        playbook = write_playbook(tmp_path, sim, twelve_link_exports()[:1])
+
+        result = runner("run", playbook, env=env_for(sim))
+
+        assert result.returncode == 0, result.stderr
+        refused = [e for e in sim.log.entries if e.operation == "link_export" and e.status == 400]
+        assert refused, "the service never refused: the test did not fill the slots"
+        assert sim.log.max_concurrent_jobs() <= 5
+        assert len(list((tmp_path / "reports" / "links").glob("*.zip"))) == 12
+        other.close()
+
+
+def test_no_secret_reaches_the_state_the_reports_or_the_output(sim, tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, sim, twelve_link_exports()[:1] + [
+        {"name": "Users", "user_summary": {}, "output": "users.jsonl"}])
+    junit = tmp_path / "junit.xml"
+
+    result = runner("run", playbook, "--junit", junit, env=env_for(sim))
+
+    assert result.returncode == 0, result.stderr
+    password = sim.credentials.pfx_password
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".zip"]
+    written = [p for p in written if p.name != "playbook.yml"]
+    assert any(p.name == "state.db" for p in written)
+    texts = [result.stdout, result.stderr] + [p.read_bytes().decode("utf-8", "replace")
+                                              for p in written]
+    for text in texts:
+        assert password not in text
+        assert "eyJ" not in text  # no JWT: neither an access token nor a client assertion
+        assert "PRIVATE KEY" not in text

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -152,6 +153,7 @@ class Scheduler:
             for i in range(workers)
         ]
         self._on_step_done: Callable[[Outcome], None] = lambda outcome: None
+        self._interrupted = False
 
     # ------------------------------------------------------------------ public API
 
@@ -166,6 +168,7 @@ class Scheduler:
             self._on_step_done = on_step_done
         for thread in self._threads:
             thread.start()
+        previous_handler = self._catch_sigint()
         try:
             self.add(steps)
             self._loop()
@@ -176,10 +179,30 @@ class Scheduler:
                     outcome.status = "interrupted"
             raise Interrupted("interrupted; submitted jobs are recorded for the next run") from None
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             self._stop.set()
             for _ in self._threads:
                 self._work.put(None)
         return self.outcomes
+
+    def _catch_sigint(self) -> Any:
+        """Ctrl-C sets a flag that the loop reads between two steps of its work, so it can
+        never land between a submit and the commit of its job id; a second Ctrl-C is the
+        usual KeyboardInterrupt."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self._interrupted = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._done.put(("interrupt", None, None))  # wake the loop if it waits
+
+        return signal.signal(signal.SIGINT, on_sigint)
+
+    def _check_interrupt(self) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
 
     def add(self, steps: Sequence[Any]) -> None:
         """Queue Steps, resuming each from what the state store says of it."""
@@ -235,13 +258,16 @@ class Scheduler:
 
     def _loop(self) -> None:
         while self._exports or self._jobs or self._outstanding:
+            self._check_interrupt()
             self._submit_ready()
             self._wait()
+            self._check_interrupt()
             self._poll_due()
 
     def _submit_ready(self) -> None:
         now = self.clock()
         while self._exports and len(self._jobs) < self.max_slots and now >= self._busy_until:
+            self._check_interrupt()
             step = self._exports.popleft()
             outcome = self.outcomes[step.id]
             state = self.store.submitting(step.id)
@@ -361,6 +387,8 @@ class Scheduler:
 
     def _handle(self, result: tuple[str, Any, Any]) -> None:
         kind, step, payload = result
+        if kind == "interrupt":
+            raise KeyboardInterrupt
         self._outstanding -= 1
         if kind == "error":
             if isinstance(payload, KeyboardInterrupt):
