@@ -229,7 +229,8 @@ STATUS_FAILED = 3
 STATUS_SUCCEEDED_WITH_EXCEPTIONS = 4
 STATUS_STOPPING = 5
 STATUS_STOPPED = 6
-TERMINAL_STATUSES = frozenset({STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SUCCEEDED_WITH_EXCEPTIONS, STATUS_STOPPED})
+TERMINAL_STATUSES = frozenset(
+    {STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SUCCEEDED_WITH_EXCEPTIONS, STATUS_STOPPED})
 DOWNLOADABLE_STATUSES = frozenset({STATUS_SUCCEEDED, STATUS_SUCCEEDED_WITH_EXCEPTIONS})
 
 ENUMS: dict[str, ApiEnum] = {
@@ -349,7 +350,8 @@ def _language(api: str = "Language") -> Field:
 def _site_urls(api: str, required: bool, capped: bool = True) -> Field:
     return Field("site_urls", api, "string_list", required=required,
                  cap=MAX_LIST_VALUES if capped else None, empty_allowed=not required,
-                 help="URLs of site collections, at most 100 per request (longer lists are chunked).")
+                 help="URLs of site collections, at most 100 per request "
+                      "(longer lists are chunked).")
 
 
 def _page_size(api: str, required: bool = False) -> Field:
@@ -579,6 +581,68 @@ _QUERIES: tuple[Operation, ...] = (
         result_fields=_DETAIL_RECORD_FIELDS,
     ),
 )
+
+
+# ------------------------------------------------------------------ encoding values
+
+
+def encode(op: Operation, field: Field, value: Any) -> Any:
+    """``value`` in the form the API wants: enum names become codes, filters become
+    ``[{"id", "values"}]``, dates ISO strings.  The compiler and the client both use this,
+    so a request means the same whoever builds it.  Raises ``ValueError`` naming the choices.
+    """
+    if value is None:
+        return None
+    if field.kind == "int":
+        return int(value)
+    if field.kind == "enum" and field.enum is not None:
+        code = field.enum.resolve(value)
+        return str(code) if field.code_as_string else code
+    if field.kind == "enum_list" and field.enum is not None:
+        return [field.enum.resolve(v) for v in _as_list(value)]
+    if field.kind == "filters":
+        return encode_filters(op, value)
+    if field.kind == "string_list":
+        return [_text(v) for v in _as_list(value)]
+    if field.kind == "datetime":
+        return _text(value)
+    return value
+
+
+def encode_filters(op: Operation, value: Any) -> list[dict[str, Any]]:
+    """``{name: values}`` or ``[{id, values}]`` -> the API's ``[{id, values}]``.
+
+    Values are strings (codes for enum filters), as the reference writes them; filters
+    named twice are merged, and the list follows the catalog's order, so the request does
+    not depend on how the playbook was written.
+    """
+    if isinstance(value, dict) or hasattr(value, "items"):
+        pairs = list(value.items())
+    else:
+        pairs = [(entry["id"], entry["values"]) for entry in value]
+    by_name: dict[str, list[Any]] = {}
+    for name, values in pairs:
+        try:
+            flt = op.filter(str(name))
+        except KeyError:
+            allowed = ", ".join(f.name for f in op.filters)
+            raise ValueError(f"unknown filter {name!r}; filters: {allowed}") from None
+        by_name.setdefault(flt.name, []).extend(_as_list(values))
+    out = []
+    for flt in op.filters:
+        if flt.name in by_name:
+            codes = [str(flt.enum.resolve(v)) if flt.enum is not None else _text(v)
+                     for v in by_name[flt.name]]
+            out.append({"id": flt.api, "values": codes})
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 @dataclass(frozen=True)

@@ -565,38 +565,8 @@ def _mask(connection: dict[str, Any]) -> dict[str, Any]:
 
 
 def api_value(op: catalog.Operation, field: catalog.Field, value: Any) -> Any:
-    """A checked argument value in the form the API wants."""
-    if field.kind == "int":
-        return int(value)
-    if field.kind == "string_list":
-        return tuple(value)
-    if field.kind == "enum":
-        assert field.enum is not None
-        code = field.enum.resolve(value)
-        return str(code) if field.code_as_string else code
-    if field.kind == "enum_list":
-        assert field.enum is not None
-        return tuple(field.enum.resolve(v) for v in value)
-    if field.kind == "filters":
-        return _filters(op, value)
-    return value
-
-
-def _filters(op: catalog.Operation, value: Any) -> tuple[Mapping[str, Any], ...]:
-    """Filters by name or in the API's form -> ``({"id": api, "values": ("3", ...)}, ...)``."""
-    pairs = value.items() if isinstance(value, Mapping) else \
-        [(entry["id"], entry["values"]) for entry in value]
-    by_name: dict[str, list[Any]] = {}
-    for name, values in pairs:
-        flt = op.filter(str(name))
-        by_name.setdefault(flt.name, []).extend(values)
-    out = []
-    for flt in op.filters:  # catalog order, so the request does not depend on writing order
-        if flt.name in by_name:
-            raw = by_name[flt.name]
-            codes = [str(flt.enum.resolve(v)) if flt.enum else str(v) for v in raw]
-            out.append(MappingProxyType({"id": flt.api, "values": tuple(codes)}))
-    return tuple(out)
+    """A checked argument value in the form the API wants, frozen for the Step."""
+    return freeze(catalog.encode(op, field, value))
 
 
 def _requests(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -17,7 +17,6 @@ body (the service reports some failures there).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -81,55 +80,10 @@ def request_body(op: Operation, values: Mapping[str, Any] | None) -> dict[str, A
 
 
 def _encode(op: Operation, field: Field, value: Any) -> Any:
-    if value is None:
-        return None
     try:
-        if field.kind == "enum" and field.enum is not None:
-            code = field.enum.resolve(value)
-            return str(code) if field.code_as_string else code
-        if field.kind == "enum_list" and field.enum is not None:
-            return [field.enum.resolve(v) for v in _as_list(value)]
-        if field.kind == "filters":
-            return _filters(op, value)
+        return catalog.encode(op, field, value)
     except ValueError as exc:
         raise UserError(f"{op.name}.{field.name}: {exc}") from None
-    if field.kind == "datetime" and isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if field.kind == "string_list":
-        return [str(v) for v in _as_list(value)]
-    return value
-
-
-def _filters(op: Operation, value: Any) -> list[dict[str, Any]]:
-    """``{name: values}`` or ``[{id, values}]`` -> the API's ``[{id, values}]`` (string codes)."""
-    items = (
-        value.items()
-        if isinstance(value, Mapping)
-        else ((item.get("id"), item.get("values")) for item in value)
-    )
-    out = []
-    for name, values in items:
-        try:
-            flt = op.filter(str(name))
-        except KeyError:
-            allowed = ", ".join(f.name for f in op.filters)
-            raise ValueError(f"unknown filter {name!r}; filters: {allowed}") from None
-        codes = [
-            str(flt.enum.resolve(v)) if flt.enum is not None else _text(v) for v in _as_list(values)
-        ]
-        out.append({"id": flt.api, "values": codes})
-    return out
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
-
-
-def _text(value: Any) -> str:
-    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else str(value)
-
-
-# ----------------------------------------------------------------- response checks
 
 
 def check_body(op: Operation) -> Callable[[requests.Response], None]:
