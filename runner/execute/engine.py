@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import catalog
-from runner.errors import RunnerError, UserError
+from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler
@@ -124,8 +124,16 @@ def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, A
             with InsightsClient(settings) as client:
                 yield client
         return
-    settings = resolve_connection(connection, base_dir, locate=_locator(playbook))
-    with InsightsClient(settings) as client:
+    locate = _locator(playbook)
+    settings = resolve_connection(connection, base_dir, locate=locate)
+    try:
+        client = InsightsClient(settings)  # loads the certificate
+    except CredentialError as error:
+        if locate is None:
+            raise
+        file, line, column = locate("connection.certificate")
+        raise CredentialError(f"{file}:{line}:{column}: connection.certificate: {error}") from None
+    with client:
         yield client
 
 
