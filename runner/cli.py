@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("runner.commands.run", "status"),
     "auth": ("runner.commands.auth", "auth"),
     "sim": ("runner.commands.sim", "sim"),
+    "init": ("runner.commands.init", "init"),
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -39,6 +40,7 @@ SHORT_HELP: dict[str, str] = {
     "status": "Show what the state directory holds for a playbook.",
     "auth": "Check credentials against the identity service.",
     "sim": "Run the Insights simulator.",
+    "init": "Write a starter playbook and inventory that validate.",
 }
 
 

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from runner import regions as data_centers
 from runner.errors import PlaybookError
-from runner.manifest import load_playbook
-from runner.plan import Plan, Step, compile_plan, thaw
+from runner.plan import Plan, Step, thaw
 from runner.schema import schema_json
 
 _EXTRA_VARS = click.option(
     "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
     help="key=value pairs, a JSON mapping, or @FILE (YAML/JSON); repeatable, later wins. "
     "Extra vars override the playbook's vars.",
+)
+_INVENTORY = click.option(
+    "-i", "--inventory", type=click.Path(dir_okay=False), default=None,
+    help="The inventory of tenants (default: inventory.yml beside the playbook, if any).",
+)
+_LIMIT = click.option(
+    "--limit", "-l", metavar="PATTERN", default=None,
+    help="Only these inventory tenants or groups (a,b  group  eu-*  !name).",
 )
 
 
@@ -29,41 +37,102 @@ _EXTRA_VARS = click.option(
               default="text", show_default=True,
               help="github: GitHub Actions annotations (::error file=...).")
 @_EXTRA_VARS
+@_INVENTORY
+@_LIMIT
 @click.pass_context
 def validate(ctx: click.Context, playbooks: Sequence[str], output_format: str,
-             extra_vars: Sequence[str]) -> None:
+             extra_vars: Sequence[str], inventory: str | None, limit: str | None) -> None:
+    from runner.planfile import compile_targets
+
     failed = 0
     for path in playbooks:
         try:
-            plan_ = compile_plan(load_playbook(path, extra_vars), expand_connection=False)
+            compiled = compile_targets(path, extra_vars, inventory, limit,
+                                       expand_connection=False)
         except PlaybookError as exc:
             failed += 1
-            for diagnostic in exc.diagnostics:
+            for diagnostic in dict.fromkeys(exc.diagnostics):  # tenants repeat a problem
                 click.echo(diagnostic.github() if output_format == "github" else str(diagnostic))
             continue
         if output_format == "text":
-            click.echo(f"{path}: ok ({_count(len(plan_.steps), 'step')}, "
-                       f"{len(plan_.deferred)} deferred)")
+            steps = sum(len(c.plan.steps) for c in compiled.tenants)
+            deferred = sum(len(c.plan.deferred) for c in compiled.tenants)
+            tenants = [c.tenant for c in compiled.tenants if c.tenant]
+            click.echo(f"{path}: ok ({_count(steps, 'step')}, {deferred} deferred"
+                       + (f"; tenants: {', '.join(tenants)}" if tenants else "") + ")")
     if failed:
         if output_format == "text" and len(playbooks) > 1:
             click.echo(f"{failed} of {len(playbooks)} playbooks have problems")
         ctx.exit(2)
 
 
-@click.command(help="Compile a playbook and show the Steps it would run (no API calls).")
+@click.command(help="Compile a playbook and show the Steps it would run (no API calls). "
+               "--out saves the plan for `run PLAN.json` to apply exactly it.")
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_EXTRA_VARS
-def plan(playbook: str, as_json: bool, extra_vars: Sequence[str]) -> None:
-    result = compile_plan(load_playbook(playbook, extra_vars))
+@_INVENTORY
+@_LIMIT
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan here (JSON; no secrets) for `insights-runner run FILE`.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when nothing is left to do (every Step done, its file intact), "
+              "4 when work is pending, 2 on errors. Reads the state, read-only.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The state directory, for --detailed-exitcode (default: "
+              ".insights-runner/ beside the playbook).")
+@click.pass_context
+def plan(ctx: click.Context, playbook: str, as_json: bool, extra_vars: Sequence[str],
+         inventory: str | None, limit: str | None, out: Path | None, detailed_exitcode: bool,
+         state_dir: Path | None) -> None:
+    from runner.planfile import compile_targets, dump, to_json
+
+    compiled = compile_targets(playbook, extra_vars, inventory, limit)
+    if out is not None:
+        from runner.execute.outputs import write_atomic
+
+        write_atomic(out, dump(compiled, out).encode("utf-8"), "plan")
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        document = to_json(compiled, out or Path(playbook).with_suffix(".plan.json"))
+        if not compiled.inventory:  # the plan's own JSON, as before inventories
+            document = document["tenants"][0]["plan"]
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        click.echo(render_plan(result))
+        for number, one in enumerate(compiled.tenants):
+            if one.tenant is not None:
+                click.echo(("\n" if number else "") + f"== tenant {one.tenant}")
+            click.echo(render_plan(one.plan))
+        if out is not None:
+            click.echo(f"plan saved to {out}; apply it with: insights-runner run {out}")
+    if detailed_exitcode:
+        ctx.exit(_pending_code(compiled, state_dir, quiet=as_json))
 
 
-@click.command(help="Print the playbook JSON Schema (for editors and CI).")
-def schema() -> None:
+def _pending_code(compiled: Any, state_dir: Path | None, *, quiet: bool) -> int:
+    from runner.execute.engine import RunOptions
+    from runner.execute.pending import pending_steps
+    from runner.execute.tenants import state_dir_for
+
+    options = RunOptions(state_dir=state_dir)
+    left = 0
+    for one in compiled.tenants:
+        directory = state_dir_for(options, one.plan.playbook, one.tenant)
+        left += pending_steps(one.playbook, one.plan, directory, compiled.run_facts)
+    if not quiet:
+        click.echo("nothing to do: every Step is done and its file intact" if not left
+                   else f"{_count(left, 'step')} left to do", err=True)
+    return 4 if left else 0
+
+
+@click.command(help="Print the playbook JSON Schema (for editors and CI); --inventory "
+               "prints the inventory's.")
+@click.option("--inventory", "inventory", is_flag=True, help="The inventory schema instead.")
+def schema(inventory: bool) -> None:
+    if inventory:
+        from runner.inventory import schema_json as inventory_schema
+
+        click.echo(inventory_schema(), nl=False)
+        return
     click.echo(schema_json(), nl=False)
 
 

@@ -6,19 +6,23 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
-from runner.commands.playbook import _EXTRA_VARS
+from runner.commands.playbook import _EXTRA_VARS, _INVENTORY, _LIMIT
 
 
 def _tags(values: Sequence[str]) -> frozenset[str]:
     return frozenset(t.strip() for value in values for t in value.split(",") if t.strip())
 
 
-@click.command(help="Run a playbook: resumes where the last run stopped (see --fresh).")
+@click.command(help="Run a playbook, or apply a plan saved by `plan --out` (PLAN.json): "
+               "resumes where the last run stopped (see --fresh).")
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @_EXTRA_VARS
+@_INVENTORY
+@_LIMIT
 @click.option("--tags", "-t", multiple=True, help="Only tasks with these tags (comma-separated).")
 @click.option("--skip-tags", multiple=True, help="Skip tasks with these tags.")
 @click.option("--check", is_flag=True,
@@ -26,41 +30,79 @@ def _tags(values: Sequence[str]) -> frozenset[str]:
 @click.option("--fresh", is_flag=True,
               help="Forget the state of earlier runs (files already written are kept).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the run state lives (default: .insights-runner/ beside the playbook).")
+              help="Where the run state lives (default: .insights-runner/ beside the playbook; "
+              "each inventory tenant has its own folder inside).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a JUnit XML report here (for CI).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run report as JSON on stdout (for pipelines).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only errors and the result.")
-def run(playbook: str, extra_vars: Sequence[str], tags: Sequence[str], skip_tags: Sequence[str],
-        check: bool, fresh: bool, state_dir: Path | None, junit: Path | None, as_json: bool,
-        quiet: bool) -> None:
+def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: str | None,
+        tags: Sequence[str], skip_tags: Sequence[str], check: bool, fresh: bool,
+        state_dir: Path | None, junit: Path | None, as_json: bool, quiet: bool) -> None:
+    from runner import planfile
+    from runner.errors import UserError
     from runner.execute.engine import RunOptions, check_connection, run_plan
-    from runner.manifest import load_playbook
-    from runner.plan import compile_plan
+    from runner.execute.tenants import TenantRun, run_one, run_tenants
     from runner.progress import Progress
     from runner.report import report_from_result, summary_table
 
-    loaded = load_playbook(playbook, extra_vars)
-    plan = compile_plan(loaded)
+    if planfile.is_plan_file(playbook):
+        if extra_vars or inventory or limit:
+            raise UserError(f"{playbook} is a saved plan: it carries its own -e, -i and "
+                            "--limit; make a new plan to change them")
+        compiled = planfile.recompile(playbook)
+    else:
+        compiled = planfile.compile_targets(playbook, extra_vars, inventory, limit)
     options = RunOptions(extra_vars=tuple(extra_vars), tags=_tags(tags),
                          skip_tags=_tags(skip_tags), check=check, fresh=fresh,
-                         state_dir=state_dir, junit=junit)
+                         state_dir=state_dir, junit=junit, run_facts=compiled.run_facts)
+    runs = [TenantRun(c.tenant, c.playbook, c.plan) for c in compiled.tenants]
     if check:
-        click.echo(check_connection(plan, options, loaded), err=as_json)
+        for one in runs:
+            line = check_connection(one.plan, options, one.playbook)
+            click.echo(f"{one.tenant}: {line}" if one.tenant else line, err=as_json)
         return
-    progress = Progress(len(plan.steps), quiet=quiet or as_json)
+    progress = Progress(sum(len(r.plan.steps) for r in runs), quiet=quiet or as_json)
     try:
-        result = run_plan(loaded, plan, options, on_event=progress)
+        if len(runs) > 1:
+            several = run_tenants(runs, options, on_event=progress)
+        elif runs[0].tenant is None:
+            runs[0].result = run_plan(runs[0].playbook, runs[0].plan, options,
+                                      on_event=progress)
+        else:
+            run_one(runs[0], options, on_event=progress)
     finally:
         progress.close()
+    if len(runs) > 1:
+        _show_tenants(several, as_json=as_json, quiet=quiet)
+        code = several.exit_code
+    else:
+        result = runs[0].result
+        assert result is not None
+        if as_json:
+            click.echo(json.dumps(report_from_result(result), indent=2, ensure_ascii=False))
+        elif not quiet:
+            click.echo(summary_table(result))
+            click.echo(f"reports in {result.output_dir}; run report: {result.report_path}")
+        code = result.exit_code
+    if code:
+        sys.exit(code)
+
+
+def _show_tenants(several: Any, *, as_json: bool, quiet: bool) -> None:
+    from runner.report import report_from_result, summary_table
+
     if as_json:
-        click.echo(json.dumps(report_from_result(result), indent=2, ensure_ascii=False))
-    elif not quiet:
-        click.echo(summary_table(result))
-        click.echo(f"reports in {result.output_dir}; run report: {result.report_path}")
-    if result.exit_code:
-        sys.exit(result.exit_code)
+        click.echo(json.dumps(several.report, indent=2, ensure_ascii=False))
+    for one in several.runs:
+        if one.error is not None:
+            click.echo(f"tenant {one.tenant}: {one.error}", err=True)
+        elif not (as_json or quiet) and one.result is not None:
+            click.echo(f"== tenant {one.tenant}")
+            click.echo(summary_table(report_from_result(one.result)))
+    if not (as_json or quiet):
+        click.echo(f"run report: {several.report_path}")
 
 
 @click.command(help="Show what the state directory holds for a playbook (read-only).")

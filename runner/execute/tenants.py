@@ -1,0 +1,153 @@
+"""Several tenants side by side: one engine run per tenant, each in its own thread.
+
+Each tenant has its own connection, its own scheduler (so its own five export slots) and
+its own state (``<state dir>/<tenant>/``, with its own lock), so one slow or unreachable
+tenant neither holds back nor breaks another.  When the threads are done there is one run
+report listing the Steps of every tenant (each Step says its ``tenant``; ``output`` is
+relative to the report's folder), and the exit code is the worst of the tenants'.
+
+Ctrl-C stops waiting; every tenant's state is committed at each step, so the next run
+resumes them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+from runner.execute.engine import REPORT_NAME, RunOptions, RunResult, run_plan
+from runner.execute.state import default_state_dir
+
+
+@dataclass
+class TenantRun:
+    """One tenant's plan, and how its run ended (a result, or the error that stopped it)."""
+
+    tenant: str | None
+    playbook: Any  # runner.manifest.Playbook, as the tenant sees it
+    plan: Any  # runner.plan.Plan
+    result: RunResult | None = None
+    error: RunnerError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
+        return self.result.exit_code if self.result is not None else 1
+
+
+@dataclass
+class TenantsResult:
+    runs: list[TenantRun]
+    report: dict[str, Any]
+    report_path: Path | None
+
+    @property
+    def exit_code(self) -> int:
+        codes = [run.exit_code for run in self.runs]
+        return 130 if 130 in codes else max(codes, default=0)
+
+
+def state_dir_for(options: RunOptions, playbook_path: str | Path, tenant: str | None) -> Path:
+    """The tenant's own state folder: ``<state dir>/<tenant>`` (the state dir without one)."""
+    root = options.state_dir or default_state_dir(playbook_path)
+    return Path(root) if tenant is None else Path(root) / tenant
+
+
+def run_one(run: TenantRun, options: RunOptions,
+            on_event: Callable[[Any], None] | None = None) -> TenantRun:
+    """A tenant's run with its own state folder (errors propagate)."""
+    mine = dataclasses.replace(options, state_dir=state_dir_for(options, run.plan.playbook,
+                                                                run.tenant))
+    run.result = run_plan(run.playbook, run.plan, mine, on_event=on_event)
+    return run
+
+
+def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
+                on_event: Callable[[Any], None] | None = None) -> TenantsResult:
+    """Run every tenant's plan at once and write one combined run report."""
+    from runner.report import write_junit, write_report
+
+    shared = dataclasses.replace(options, write_report=False, junit=None)
+    lock = threading.Lock()
+
+    def event(value: Any) -> None:
+        if on_event is not None:
+            with lock:  # one progress line for every thread
+                on_event(value)
+
+    failures: list[BaseException] = []
+
+    def work(run: TenantRun) -> None:
+        try:
+            run_one(run, shared, event)
+        except RunnerError as error:  # this tenant stops; the others go on
+            run.error = error
+        except BaseException as exc:  # a bug: re-raised in the main thread
+            failures.append(exc)
+
+    started = time.time()
+    threads = [threading.Thread(target=work, args=(run,), name=f"tenant-{run.tenant}",
+                                daemon=True) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    report = combined_report(runs, started, time.time())
+    folder = report_folder(runs)
+    path = write_report(folder / REPORT_NAME, report).path
+    if options.junit:
+        write_junit(options.junit, report)
+    return TenantsResult(list(runs), report, path)
+
+
+def report_folder(runs: Sequence[TenantRun]) -> Path:
+    """Where the combined report goes: the folder every tenant's output_dir lies in."""
+    return Path(os.path.commonpath([str(run.plan.output_dir) for run in runs]))
+
+
+def combined_report(runs: Sequence[TenantRun], started: float, finished: float
+                    ) -> dict[str, Any]:
+    """One report for every tenant: each Step with its ``tenant``, plus a line per tenant."""
+    from runner.report import build_report, report_from_result
+
+    folder = report_folder(runs)
+    steps: list[dict[str, Any]] = []
+    tenants: dict[str, Any] = {}
+    skipped: list[str] = []
+    for run in runs:
+        name = str(run.tenant)
+        if run.result is None:
+            tenants[name] = {"status": "failed", "summary": {}, "exit_code": run.exit_code,
+                             "error": str(run.error)}
+            continue
+        own = report_from_result(run.result)
+        prefix = os.path.relpath(run.plan.output_dir, folder)
+        for step in own["steps"]:
+            if step["output"] is not None and prefix != ".":
+                step["output"] = f"{Path(prefix).as_posix()}/{step['output']}"
+            steps.append({"tenant": name, **step})
+        skipped += [f"{name}: {task}" for task in own["skipped_tasks"]]
+        tenants[name] = {"status": own["status"], "summary": own["summary"],
+                         "exit_code": run.exit_code, "error": None}
+    statuses = {t["status"] for t in tenants.values()}
+    status = "interrupted" if "interrupted" in statuses else \
+        "failed" if "failed" in statuses else "succeeded"
+    report = build_report(playbook=runs[0].plan.playbook, run_id=None, started=started,
+                          finished=finished, status=status, rows=(),
+                          name=runs[0].plan.name, skipped_tasks=skipped)
+    counts = Counter(step["status"] for step in steps)
+    report["summary"] = {k: counts.get(k, 0) for k in sorted({*report["summary"], *counts})}
+    report["steps"] = steps
+    report["tenants"] = tenants
+    return report
