@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("runner.commands.run", "status"),
     "auth": ("runner.commands.auth", "auth"),
     "sim": ("runner.commands.sim", "sim"),
+    "export": ("runner.commands.oneshot", "export"),
+    "query": ("runner.commands.oneshot", "query"),
+    "adhoc": ("runner.commands.oneshot", "adhoc"),
     "init": ("runner.commands.init", "init"),
 }
 
@@ -40,6 +43,9 @@ SHORT_HELP: dict[str, str] = {
     "status": "Show what the state directory holds for a playbook.",
     "auth": "Check credentials against the identity service.",
     "sim": "Run the Insights simulator.",
+    "export": "One export from flags (export site-permissions --site-url ... -o reports/).",
+    "query": "One query from flags (query users -o users.csv).",
+    "adhoc": "One module with Ansible-style arguments (adhoc MODULE -a 'key=value ...').",
     "init": "Write a starter playbook and inventory that validate.",
 }
 

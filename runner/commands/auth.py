@@ -27,35 +27,37 @@ def auth() -> None:
     """Check credentials against the identity service."""
 
 
+# The connection flags, shared by every command that reaches the service without a
+# playbook (auth check, the one-shot commands): see ``connection_from_flags``.
+CONNECTION_OPTIONS = (
+    click.option("--region", help="Data-center alias (us, ne, gov, gcp-au ...); see `regions`."),
+    click.option("--base-url", help="Web API URL, instead of --region (a proxy, the simulator)."),
+    click.option("--identity-url", help="Identity service URL (default: the region's)."),
+    click.option("--cloud", type=click.Choice(["commercial", "gov"]),
+                 help="Identity service by name."),
+    click.option("--client-id", envvar="INSIGHTS_CLIENT_ID", help="Application (client) ID."),
+    click.option("--cert", "cert", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Certificate: .pfx/.p12 or PEM (certificate and key)."),
+    click.option("--cert-key", type=click.Path(dir_okay=False, path_type=Path),
+                 help="PEM private key, when it is not in the --cert file."),
+    click.option("--cert-password-env", metavar="NAME",
+                 help="Environment variable holding the certificate password."),
+    click.option("--pfx-base64-env", metavar="NAME",
+                 help="Environment variable holding a base64 .pfx (instead of --cert)."),
+    click.option("--no-verify-tls", is_flag=True, help="Do not verify TLS (a test service only)."),
+)
+
+
+def connection_options(command: Any) -> Any:
+    """Decorate a click command with the connection flags."""
+    for option in reversed(CONNECTION_OPTIONS):
+        command = option(command)
+    return command
+
+
 @auth.command(name="check")
 @click.argument("playbook", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--region", help="Data-center alias (us, ne, gov, gcp-au ...); see `regions`.")
-@click.option("--base-url", help="Web API URL, instead of --region (a proxy, the simulator).")
-@click.option("--identity-url", help="Identity service URL (default: the region's).")
-@click.option("--cloud", type=click.Choice(["commercial", "gov"]), help="Identity service by name.")
-@click.option("--client-id", envvar="INSIGHTS_CLIENT_ID", help="Application (client) ID.")
-@click.option(
-    "--cert",
-    "cert",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Certificate: .pfx/.p12 or PEM (certificate and key).",
-)
-@click.option(
-    "--cert-key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PEM private key, when it is not in the --cert file.",
-)
-@click.option(
-    "--cert-password-env",
-    metavar="NAME",
-    help="Environment variable holding the certificate password.",
-)
-@click.option(
-    "--pfx-base64-env",
-    metavar="NAME",
-    help="Environment variable holding a base64 .pfx (instead of --cert).",
-)
-@click.option("--no-verify-tls", is_flag=True, help="Do not verify TLS (a test service only).")
+@connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
     """Discover, get a token, print the Web API URL, scope and expiry (never the token)."""
@@ -144,7 +146,11 @@ def _as_flags(message: str) -> str:
     return "\n".join(lines)
 
 
-def _from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+def _from_flags(flags: dict[str, Any], secret: Any = None) -> dict[str, Any]:
+    """The connection mapping the flags describe.  ``secret(NAME, flag)`` gives the value
+    for a secret read from the environment (default: the value itself; the one-shot
+    commands pass a function that gives an ``env()`` template, so no secret is written)."""
+    secret = secret or _env
     mapping: dict[str, Any] = {}
     for name in ("region", "base_url", "identity_url", "cloud", "client_id"):
         if flags.get(name):
@@ -157,9 +163,9 @@ def _from_flags(flags: dict[str, Any]) -> dict[str, Any]:
     if flags.get("cert_key"):
         certificate["key_path"] = str(flags["cert_key"])
     if flags.get("cert_password_env"):
-        certificate["password"] = _env(flags["cert_password_env"], "--cert-password-env")
+        certificate["password"] = secret(flags["cert_password_env"], "--cert-password-env")
     if flags.get("pfx_base64_env"):
-        certificate["pfx_base64"] = _env(flags["pfx_base64_env"], "--pfx-base64-env")
+        certificate["pfx_base64"] = secret(flags["pfx_base64_env"], "--pfx-base64-env")
     if certificate:
         mapping["certificate"] = certificate
     return mapping
