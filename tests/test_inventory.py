@@ -227,3 +227,17 @@ def test_committed_inventory_schema_is_the_generated_one() -> None:
     committed = (REPO / "schemas" / "inventory.schema.json").read_text(encoding="utf-8")
     assert committed == schema_json(), \
         "regenerate: python -m runner schema --inventory > schemas/inventory.schema.json"
+
+
+def test_auth_check_takes_one_inventory_tenant(sim, make_sim, tmp_path: Path) -> None:
+    second = make_sim(seed=8)
+    playbook = two_tenants(tmp_path, sim, second)
+    env = env_for_two(sim, second)
+
+    both = runner("auth", "check", playbook, env=env)
+    one = runner("auth", "check", playbook, "--limit", "fabrikam", "--json", env=env)
+
+    assert both.returncode == 2
+    assert "targets 2 tenants (contoso, fabrikam); auth check checks one" in both.stderr
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["base_url"].rstrip("/") == second.base_url.rstrip("/")

@@ -58,6 +58,10 @@ def connection_options(command: Any) -> Any:
 @auth.command(name="check")
 @click.argument("playbook", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @connection_options
+@click.option("-i", "--inventory", type=click.Path(dir_okay=False), default=None,
+              help="The inventory of a playbook with hosts: (default: inventory.yml beside it).")
+@click.option("--limit", "-l", metavar="TENANT", default=None,
+              help="The inventory tenant to check, when the playbook targets several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
     """Discover, get a token, print the Web API URL, scope and expiry (never the token)."""
@@ -111,7 +115,8 @@ def check(playbook: Path | None, as_json: bool, **flags: Any) -> None:
 def _settings(playbook: Path | None, flags: dict[str, Any]) -> Iterator[ConnectionSettings]:
     """Settings from the playbook or the flags; an embedded simulator lives for the check."""
     if playbook is not None:
-        mapping, base_dir, locate = _from_playbook(playbook)
+        mapping, base_dir, locate = _from_playbook(playbook, flags.get("inventory"),
+                                                   flags.get("limit"))
         settings = resolve_connection(mapping, base_dir, locate=locate)
     else:
         try:
@@ -178,11 +183,18 @@ def _env(name: str, flag: str) -> str:
     return value
 
 
-def _from_playbook(path: Path):
-    """The playbook's inline ``connection`` mapping, its templates (``env()``) rendered."""
+def _from_playbook(path: Path, inventory: str | None = None, limit: str | None = None):
+    """The playbook's ``connection`` mapping (inline, or its inventory tenant's), its
+    templates (``env()``) rendered."""
+    from runner.inventory import targets
     from runner.manifest import load_playbook
 
-    playbook = load_playbook(path)
+    _, found = targets(load_playbook(path), inventory, limit)
+    if len(found) > 1:
+        raise UserError(f"{path} targets {len(found)} tenants ("
+                        + ", ".join(str(t.tenant) for t in found)
+                        + "); auth check checks one: add --limit TENANT")
+    playbook = found[0].playbook
     source = playbook.source
     connection = playbook.connection
     if connection is None:
@@ -197,6 +209,8 @@ def _from_playbook(path: Path):
         )
 
     def locate(dotted: str) -> tuple[str, int, int]:
+        if hasattr(source, "locate"):  # an inventory tenant's connection
+            return source.locate(dotted)  # type: ignore[no-any-return]
         line, column = source.where(tuple(dotted.split(".")))
         return playbook.file, line, column
 
