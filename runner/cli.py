@@ -8,6 +8,7 @@ with its own code; anything else is a bug, reported with a pointer to the debug 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import tempfile
@@ -83,8 +84,22 @@ def _not_yet(name: str) -> click.Command:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="insights-runner")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Log to stderr: -v what the run does, -vv every HTTP request (DEBUG). "
+              "Secrets are never logged.")
+def cli(verbose: int) -> None:
     """Declarative report runner for the Insights for Microsoft 365 Web API."""
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: int) -> None:
+    """Warnings only by default; -v INFO, -vv DEBUG (the client's request lines, urllib3)."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> None:
