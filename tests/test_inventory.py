@@ -241,3 +241,16 @@ def test_auth_check_takes_one_inventory_tenant(sim, make_sim, tmp_path: Path) ->
     assert "targets 2 tenants (contoso, fabrikam); auth check checks one" in both.stderr
     assert one.returncode == 0, one.stderr
     assert json.loads(one.stdout)["base_url"].rstrip("/") == second.base_url.rstrip("/")
+
+
+def test_status_shows_each_tenant_state(sim, make_sim, tmp_path: Path) -> None:
+    second = make_sim(seed=8)
+    playbook = two_tenants(tmp_path, sim, second, TASKS[:1])
+    assert runner("run", playbook, env=env_for_two(sim, second)).returncode == 0
+
+    result = runner("status", playbook, "--json")
+
+    assert result.returncode == 0, result.stderr
+    tenants = json.loads(result.stdout)["tenants"]
+    assert {name: t["counts"]["succeeded"] for name, t in tenants.items()} == \
+        {"contoso": 1, "fabrikam": 1}

@@ -111,30 +111,53 @@ def _show_tenants(several: Any, *, as_json: bool, quiet: bool) -> None:
               help="The state directory (default: .insights-runner/ beside the playbook).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(playbook: str, state_dir: Path | None, as_json: bool) -> None:
-    from runner.execute.state import StateStore, default_state_dir
-    from runner.report import iso_time
+    from runner.execute.state import DB_NAME, default_state_dir
 
     directory = state_dir or default_state_dir(playbook)
+    tenants = sorted(p.parent.name for p in directory.glob(f"*/{DB_NAME}"))
+    states: dict[str | None, dict[str, Any]]
+    if (directory / DB_NAME).exists() or not tenants:
+        states = {None: _state_of(directory)}
+    else:  # an inventory playbook: one state folder per tenant
+        states = {name: _state_of(directory / name) for name in tenants}
+    if as_json:
+        if None in states:
+            click.echo(json.dumps(states[None], indent=2))
+        else:
+            click.echo(json.dumps({"state_dir": str(directory), "tenants": states}, indent=2))
+        return
+    for tenant, state in states.items():
+        if tenant is not None:
+            click.echo(f"== tenant {tenant}")
+        _show_state(state)
+
+
+def _state_of(directory: Path) -> dict[str, Any]:
+    from runner.execute.state import StateStore
+    from runner.report import iso_time
+
     with StateStore.open(directory, readonly=True) as store:
         last = store.last_run()
         counts = {str(k): v for k, v in store.counts().items()}
         steps = store.steps()
     failed = [s for s in steps.values() if s.status == "failed"]
-    if as_json:
-        click.echo(json.dumps({
-            "state_dir": str(directory),
-            "last_run": None if last is None else {
-                "id": last.id, "status": str(last.status), "started": iso_time(last.started),
-                "finished": iso_time(last.finished)},
-            "counts": counts,
-            "failed": [{"id": s.id, "task": s.task_name, "output": s.output, "error": s.error}
-                       for s in failed],
-        }, indent=2))
-        return
-    click.echo(f"state: {directory}")
+    return {
+        "state_dir": str(directory),
+        "last_run": None if last is None else {
+            "id": last.id, "status": str(last.status), "started": iso_time(last.started),
+            "finished": iso_time(last.finished)},
+        "counts": counts,
+        "failed": [{"id": s.id, "task": s.task_name, "output": s.output, "error": s.error}
+                   for s in failed],
+    }
+
+
+def _show_state(state: dict[str, Any]) -> None:
+    click.echo(f"state: {state['state_dir']}")
+    last = state["last_run"]
     if last is not None:
-        click.echo(f"last run: #{last.id} {last.status} (started {iso_time(last.started)}, "
-                   f"finished {iso_time(last.finished) or '-'})")
-    click.echo("steps: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    for s in failed:
-        click.echo(f"  failed  {s.task_name}  {s.output}: {s.error}")
+        click.echo(f"last run: #{last['id']} {last['status']} (started {last['started']}, "
+                   f"finished {last['finished'] or '-'})")
+    click.echo("steps: " + ", ".join(f"{n} {k}" for k, n in state["counts"].items() if n))
+    for s in state["failed"]:
+        click.echo(f"  failed  {s['task']}  {s['output']}: {s['error']}")
