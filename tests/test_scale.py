@@ -79,7 +79,8 @@ tasks:
     output: users.jsonl
   - name: Access
     user_access_export:
-      emails: "{{ users | selectattr('userStatus', 'eq', 'Active') | map(attribute='email') | list }}"
+      emails: "{{ users | selectattr('userStatus', 'eq', 'Active')
+                  | map(attribute='email') | list }}"
       data_sources: [teams]
       export_option: summary_only
     output: "access/{{ chunk.number }}.zip"
@@ -162,7 +163,30 @@ def test_a_large_synthetic_export_downloads_whole_and_resumes_by_range(make_sim,
         assert archive.testzip() is None
     whole = done.path.read_bytes()
     answer = requests.get(sim.url("permission_export_file"), params={"id": job},
-                          headers={**headers(sim), "Range": "bytes=2000000-"})
+                          headers={**headers(sim), "Range": "bytes=2000000-"}, timeout=60)
     assert answer.status_code == 206
     assert answer.headers["Content-Range"] == f"bytes 2000000-{size - 1}/{size}"
     assert answer.content == whole[2_000_000:]
+
+
+def test_a_deferred_task_is_compiled_once_and_remembered_in_the_state(sim, tmp_path: Path
+                                                                      ) -> None:
+    access = {"name": "Access", "user_access_export": {
+        "emails": "{{ users | map(attribute='email') | list }}",
+        "data_sources": ["teams"], "export_option": "summary_only"},
+        "output": "access/part-{{ chunk.number }}.zip"}
+    dated = {**access, "name": "Dated", "output": "dated/{{ run.date }}-{{ chunk.number }}.zip"}
+    playbook = write_playbook(tmp_path, sim, [
+        {"name": "Users", "user_summary": {}, "register": "users", "output": "users.jsonl"},
+        access, dated])
+    assert runner("run", playbook, "-q", env=env_for(sim)).returncode == 0
+    memos = sorted((tmp_path / ".insights-runner" / "compiled").iterdir())
+    # The task that reads run.date may compile differently next time: never remembered.
+    assert [m.name.split("-")[0] for m in memos] == ["task1"]
+
+    memos[0].write_text("{not json", encoding="utf-8")  # a broken memo: compiled again
+    sim.log.clear()
+    again = runner("run", playbook, "-q", env=env_for(sim))
+    assert again.returncode == 0, again.stderr
+    assert sim.log.entries == []
+    assert all(step["reused"] for step in report(playbook)["steps"])

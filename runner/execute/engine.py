@@ -10,6 +10,7 @@ for the length of the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -199,10 +200,12 @@ def run_plan(
             for task in registry.blocked():
                 skipped_tasks.append(f"{task.task_name}: a register it needs failed")
             for task in registry.ready():
-                new = [s for s in compile_task(playbook, task.task_index,
-                                               registered=registry.values,
-                                               run_facts=options.run_facts)
-                       if selected(s, options.tags, options.skip_tags)]
+                # From the state directory's memo when compiled from the same inputs
+                # before: a re-run need not read a large register again.
+                compiled = registry.compile(
+                    playbook, task.task_index, state_dir,
+                    functools.partial(compile_task, run_facts=options.run_facts))
+                new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)
                 store.register_steps(run_id, new)
                 scheduler.add(new)

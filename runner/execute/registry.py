@@ -11,20 +11,36 @@ Steps wrote each time a template iterates it.  Jinja's filters (``selectattr``, 
 ``length``...) take it as they take a list, so ``users | selectattr(...) | map(attribute=
 'email') | list`` holds only the e-mails, never the 200,000 user records.  A template that
 hands the whole value over (``loop: "{{ users }}"``) gets a plain list, read then.
+
+Re-running a finished playbook should not read 200,000 registered users again just to find
+that the 2,000 Steps they lead to are done.  ``Registry.compile`` therefore keeps each
+deferred task's compiled Steps in the state directory (``compiled/``), keyed by what they
+were compiled from: the playbook's fingerprint (text, vars, extra vars), the task, and the
+sha256 of every file of the registers it reads.  A task whose templates (or the vars they
+read) use ``run``, ``env()``, ``lookup()`` or ``playbook_dir`` may compile differently from
+the same inputs, so it is always compiled afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, overload
 
 from runner.execute import outputs
 from runner.execute.scheduler import Outcome
+
+MEMO_DIRNAME = "compiled"
+MEMO_VERSION = 1
+# Template names whose value is not a function of the playbook and the registers.
+_IMPURE = frozenset({"run", "env", "lookup", "playbook_dir"})
 
 
 def iter_records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
@@ -125,7 +141,9 @@ class Registry:
 
     def __init__(self, plan: Any, output_dir: Path) -> None:
         self.output_dir = output_dir
+        self.fingerprint = str(getattr(plan, "fingerprint", ""))
         self.values: dict[str, Any] = {}
+        self._identity: dict[str, list[Any]] = {}  # register -> its files and digests
         self.failed: set[str] = set()
         self._remaining: dict[int, int] = defaultdict(int)
         self._outcomes: dict[int, list[Outcome]] = defaultdict(list)
@@ -153,6 +171,7 @@ class Registry:
             self.failed.add(name)
             return name
         self.values[name] = self._value(outcomes)
+        self._identity[name] = [[o.step.output, o.sha256, o.bytes, o.job_id] for o in outcomes]
         return name
 
     def _value(self, outcomes: list[Outcome]) -> Any:
@@ -165,6 +184,34 @@ class Registry:
         return [{"file": o.step.output, "bytes": o.bytes, "sha256": o.sha256,
                  "job_id": o.job_id} for o in outcomes]
 
+    def compile(self, playbook: Any, task_index: int, state_dir: Path | None,
+                compile_task: Callable[..., Sequence[Any]]) -> Sequence[Any]:
+        """The Steps of a deferred task whose registers exist: from the memo in
+        ``state_dir`` when they were compiled from the same inputs before, else compiled
+        (``compile_task(playbook, task_index, registered=...)``) and remembered."""
+        memo = self._memo_path(playbook, task_index, state_dir)
+        if memo is not None:
+            steps = _load_steps(memo)
+            if steps is not None:
+                return steps
+        steps = compile_task(playbook, task_index, registered=self.values)
+        if memo is not None:
+            _save_steps(memo, steps)
+        return steps
+
+    def _memo_path(self, playbook: Any, task_index: int, state_dir: Path | None
+                   ) -> Path | None:
+        task = playbook.tasks[task_index]
+        if state_dir is None or not self.fingerprint or not _pure(playbook, task):
+            return None
+        inputs = {name: self._identity.get(name) for name in sorted(task.needs)}
+        if any(value is None for value in inputs.values()):
+            return None
+        key = json.dumps([MEMO_VERSION, self.fingerprint, task_index, inputs],
+                         sort_keys=True, default=str)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+        return Path(state_dir) / MEMO_DIRNAME / f"task{task_index}-{digest}.json"
+
     def ready(self) -> list[Any]:
         """Deferred tasks whose registers now all exist (taken off the waiting list)."""
         out = [t for t in self.waiting if all(n in self.values for n in t.needs)]
@@ -176,3 +223,79 @@ class Registry:
         out = [t for t in self.waiting if any(n in self.failed for n in t.needs)]
         self.waiting = [t for t in self.waiting if t not in out]
         return out
+
+
+# ------------------------------------------------------------------ the compile memo
+
+
+def _pure(playbook: Any, task: Any) -> bool:
+    """Whether the task's Steps depend only on the playbook and its registers."""
+    from runner.templating import is_template, references
+
+    names: set[str] = set()
+    for value in (task.args, task.output, task.loop, task.when):
+        for text in _strings(value):
+            if is_template(text):
+                names |= references(text)
+    var_refs: Mapping[str, frozenset[str]] = getattr(playbook, "var_refs", {})
+    seen: set[str] = set()
+    pending = [n for n in names if n in playbook.vars]
+    while pending:  # the vars it reads, and the vars they read
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        read = set(var_refs.get(name, ()))
+        names |= read
+        pending.extend(n for n in read if n in playbook.vars)
+    return not names & _IMPURE
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _load_steps(path: Path) -> list[Any] | None:
+    from runner.plan import Step
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("version") != MEMO_VERSION:
+            return None
+        return [Step(**{**d, "request": _freeze(d["request"]), "tags": tuple(d["tags"])})
+                for d in document["steps"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # missing or unreadable: compile again
+
+
+def _freeze(value: Any) -> Any:
+    """``runner.plan.freeze`` with a fast path for the long lists of strings (e-mails, URLs)
+    that capped fields hold."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        if all(type(v) is str for v in value):
+            return tuple(value)
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _save_steps(path: Path, steps: Sequence[Any]) -> None:
+    """Write the memo atomically and drop the task's older ones; a failure only costs the
+    next run a compile."""
+    document = {"version": MEMO_VERSION, "steps": [step.to_json() for step in steps]}
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        outputs.write_atomic(path, data, "memo")
+        prefix = path.name.split("-", 1)[0] + "-"
+        for old in path.parent.glob(prefix + "*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)

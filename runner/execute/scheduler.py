@@ -206,7 +206,7 @@ class Scheduler:
 
     def add(self, steps: Sequence[Any]) -> None:
         """Queue Steps, resuming each from what the state store says of it."""
-        states = self.store.steps()
+        states = self.store.steps_of(step.id for step in steps)
         now = self.clock()
         for step in steps:
             outcome = self.outcomes.setdefault(step.id, Outcome(step))

@@ -135,6 +135,7 @@ _RUN_COLUMNS = tuple(RunRecord.__dataclass_fields__)
 # Built from the constant column names above, never from input.
 _STEP_LIST = ", ".join(_STEP_COLUMNS)
 _STEP_SELECT = f"SELECT {_STEP_LIST} FROM steps"  # noqa: S608
+_IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _RUN_SELECT = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"  # noqa: S608
 
 # Each entry moves the schema from version i to i + 1; never edit one that has shipped.
@@ -465,6 +466,18 @@ class StateStore:
             sql += " WHERE run_id = ?"
             params = (run_id,)
         return {row[0]: _step(row) for row in self._read(sql + " ORDER BY task_index, id", params)}
+
+    def steps_of(self, step_ids: Iterable[str]) -> dict[str, StepState]:
+        """The Steps with these ids (those the store knows), read in a few queries: the
+        scheduler asks for each batch it adds, so the cost follows the batch, not the store."""
+        ids = list(dict.fromkeys(step_ids))
+        found: dict[str, StepState] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._read(f"{_STEP_SELECT} WHERE id IN ({marks})", chunk):  # noqa: S608
+                found[row[0]] = _step(row)
+        return found
 
     def step(self, step_id: str) -> StepState:
         rows = self._read(_STEP_SELECT + " WHERE id = ?", (step_id,))
