@@ -4,6 +4,7 @@ against the simulator: every module, the flags' messages, resumption, no secret 
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import time
 import zipfile
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_support import PASSWORD_VAR, env_for, runner, start_runner, submits, work_requests
+from run_support import (
+    PASSWORD_VAR,
+    REPO,
+    env_for,
+    runner,
+    start_runner,
+    submits,
+    work_requests,
+)
 
 from runner import catalog
 
@@ -111,25 +120,40 @@ def test_each_one_shot_command_runs_against_the_simulator(module: str, sim, tmp_
         assert run["steps"][0]["records"] is not None
 
 
+def readme_commands(section: str) -> list[list[str]]:
+    """The insights-runner command lines of the first ```sh block of a README section."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split(f"## {section}\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line, comments=True)[1:] for line in lines
+            if line.startswith("insights-runner ")]
+
+
+def pointed_at(sim: Any, words: list[str]) -> list[str]:
+    """A README command with its connection flags pointed at ``sim``."""
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--region", "--client-id", "--cert", "--cert-password-env"):
+            skip = True
+        else:
+            out.append(word)
+    return out if "--simulator" in out else [*out, *connection_flags(sim)]
+
+
 def test_copy_paste_examples_from_the_readme(sim, tmp_path: Path) -> None:
-    """The README's one-shot examples, pointed at the simulator instead of a region."""
     env = oneshot_env(sim, tmp_path / "state")
     site = sim.tenant.site(3).url
-    sites = tmp_path / "sites.txt"
-    sites.write_text(f"# the sites to review\n{site}\n\n{sim.tenant.site(4).url}\n", "utf-8")
+    (tmp_path / "sites.txt").write_text(f"# the sites to review\n{site}\n\n"
+                                        f"{sim.tenant.site(4).url}\n", "utf-8")
+    commands = readme_commands("One-shot commands")
+    assert len(commands) >= 4
 
-    exported = runner("export", "site-permissions", "--sites-file", sites, "--language", "fr",
-                      *connection_flags(sim), "-o", tmp_path / "reports", "--extract",
-                      "--convert", "csv", env=env)
-    users = runner("query", "users", *connection_flags(sim), "-o", tmp_path / "users.csv",
-                   env=env)
-    risky = runner("query", "detail-records", "--sensitivity", "high,medium", "--module",
-                   "teams", *connection_flags(sim), "-o", tmp_path / "risky.jsonl", env=env)
-    adhoc = runner("adhoc", "site_overview", "-a", "page_size=50 filters={risk: [high]}",
-                   *connection_flags(sim), "-o", tmp_path / "overview.json", env=env)
+    for words in commands:
+        result = runner(*pointed_at(sim, words), env=env, cwd=tmp_path)
+        assert result.returncode == 0, (words, result.stderr + result.stdout)
 
-    for result in (exported, users, risky, adhoc):
-        assert result.returncode == 0, result.stderr + result.stdout
     submitted = [e for e in sim.log.entries if e.operation == "site_permission_export"]
     assert submitted and submitted[0].fields["language"] == "fr-FR"
     assert len(submitted[0].fields["siteUrls"]) == 2
