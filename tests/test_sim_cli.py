@@ -71,6 +71,19 @@ def test_serve_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path):
     assert (tmp_path / "creds" / "simulator.crt").exists()
 
 
+def test_sigterm_stops_it_cleanly_too(tmp_path):
+    process, text = start(tmp_path, "--tls")
+    bundle = field(text, "TLS CA bundle")
+    identity = field(text, "Identity URL")
+    assert identity.startswith("https://")
+    discovery = requests.get(f"{identity}/.well-known/openid-configuration", verify=bundle,
+                             timeout=5)
+    assert discovery.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0 and "Traceback" not in stderr
+
+
 def test_bad_options_exit_2_without_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "runner", "sim", "serve", "--fault-error-rate", "2"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import requests
 from sim_support import call, headers
 
@@ -51,3 +52,12 @@ def test_make_sim_starts_configured_simulators(make_sim):
     assert first.tenant.user(0) != second.tenant.user(0)
     response = call(second, "user_summary", headers(second), {"StartPage": 1})
     assert response.status_code == 200
+
+
+def test_tls_serves_https_that_verifies_against_its_ca_bundle(make_sim):
+    sim = make_sim(tls=True)
+    assert sim.base_url.startswith("https://") and sim.ca_bundle.exists()
+    discovery = f"{sim.identity_url}/.well-known/openid-configuration"
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(discovery, timeout=10)  # verification is on, and the CA is unknown
+    assert requests.get(discovery, timeout=10, verify=str(sim.ca_bundle)).status_code == 200

@@ -7,6 +7,7 @@ and ``Faults`` (see README, "The simulator").
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def sim() -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the certificate files (default: a temporary one, removed "
                    "on exit).")
+@click.option("--tls", is_flag=True,
+              help="Serve HTTPS with a self-signed certificate (written beside the .pfx; "
+                   "trust it with REQUESTS_CA_BUNDLE).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append every request and job event to this file as JSON lines.")
 @click.option("--fault-seed", default=0, show_default=True, type=int,
@@ -93,7 +97,8 @@ def sim() -> None:
                    "folder or are absolute (to test a client's safe extraction).")
 def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tuple[float, float],
           token_lifetime: float,
-          out: Path | None, log_path: Path | None, fault_seed: int, fault_error_rate: float,
+          out: Path | None, tls: bool, log_path: Path | None, fault_seed: int,
+          fault_error_rate: float,
           fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float,
           fault_retry_after: float,
           fault_drop_rate: float, fault_truncate_rate: float, fault_job_failure_rate: float,
@@ -114,12 +119,15 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
     )
     config = SimConfig(seed=seed, scale=scale, job_seconds=job_seconds,
                        token_lifetime=token_lifetime, faults=faults, credentials_dir=out,
-                       host=host, port=port, log_path=log_path, fresh_certificate=True)
+                       host=host, port=port, log_path=log_path, fresh_certificate=True,
+                       tls=tls)
     simulator = Simulator(config)
     try:
         simulator.start()
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # `docker stop` and CI runners send SIGTERM: stop as cleanly as on Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _announce(simulator, faults.any)
         while True:
@@ -128,6 +136,11 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
         click.echo("stopping the simulator", err=True)
     finally:
         simulator.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _announce(simulator, faulty: bool) -> None:
@@ -144,6 +157,8 @@ def _announce(simulator, faulty: bool) -> None:
         f"  PEM files:     {creds.cert_pem_path}  {creds.key_pem_path}",
         f"  Thumbprint:    {creds.thumbprint}",
         f"  Faults:        {'on' if faulty else 'off'}",
+        *([f"  TLS CA bundle: {simulator.ca_bundle}  (export REQUESTS_CA_BUNDLE=...)"]
+          if simulator.ca_bundle else []),
         "",
         "A playbook connects with:",
         "  connection:",

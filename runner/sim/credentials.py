@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import secrets
 import tempfile
 import threading
@@ -37,21 +38,26 @@ class Credentials:
     certificate: x509.Certificate = field(repr=False)
 
 
-def keypair(fresh: bool) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    """A key and its self-signed certificate; cached per process unless ``fresh``."""
+def keypair(fresh: bool, purpose: str = "app") -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A key and its self-signed certificate; cached per process unless ``fresh``.
+
+    ``purpose`` is ``app`` (the registered client certificate) or ``tls`` (the server's
+    HTTPS certificate for 127.0.0.1, ::1 and localhost, which is its own CA).
+    """
     if fresh:
-        return _generate()
+        return _generate(purpose)
     with _CACHE_LOCK:
-        if "shared" not in _CACHED:
-            _CACHED["shared"] = _generate()
-        return _CACHED["shared"]
+        if purpose not in _CACHED:
+            _CACHED[purpose] = _generate(purpose)
+        return _CACHED[purpose]
 
 
-def _generate() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def _generate(purpose: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "insights-runner simulator")])
-    cert = (
+    common = "localhost" if purpose == "tls" else "insights-runner simulator"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -59,9 +65,24 @@ def _generate() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
     )
-    return key, cert
+    if purpose == "tls":
+        builder = builder.add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False
+        ).add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    return key, builder.sign(key, hashes.SHA256())
+
+
+def write_tls(directory: Path, fresh: bool) -> tuple[Path, Path]:
+    """``server.crt`` (also the CA bundle a client trusts) and ``server.key``."""
+    key, cert = keypair(fresh, "tls")
+    cert_path, key_path = directory / "server.crt", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(key_path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 def thumbprint(cert: x509.Certificate) -> str:

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -27,7 +28,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from runner import catalog
 from runner.sim import faults as fault_kinds
 from runner.sim.api import Api, ApiError, error_response, json_response, problem_response
-from runner.sim.credentials import Credentials, write
+from runner.sim.credentials import Credentials, write, write_tls
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
 from runner.sim.identity import (
@@ -59,6 +60,7 @@ class SimConfig:
     log_path: Path | None = None  # also append the request log here as JSON lines
     fresh_certificate: bool = False  # sim serve: a new key; embedded: one key per process
     client_id: str | None = None  # default: derived from the seed
+    tls: bool = False  # serve HTTPS with a self-signed certificate (see Simulator.ca_bundle)
     clock: Callable[[], float] = time.time
     export_bytes: int | None = None  # every export file: a synthetic .zip this big, streamed
 
@@ -261,6 +263,8 @@ class Simulator:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._tempdir: tempfile.TemporaryDirectory | None = None
+        # With tls=True: the server's certificate, which is also the CA bundle to trust.
+        self.ca_bundle: Path | None = None
         self.credentials: Credentials
         self.service: Service
 
@@ -274,11 +278,13 @@ class Simulator:
         listener = socket.create_server((cfg.host, cfg.port), family=family)
         try:
             self._server = make_server(cfg.host, cfg.port, _placeholder, threaded=True,
-                                       request_handler=_QuietHandler, fd=listener.fileno())
+                                       request_handler=_QuietHandler, fd=listener.fileno(),
+                                       ssl_context=self._tls_context())
         finally:
             listener.close()  # the server holds its own duplicate
         host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
-        self.root_url = f"http://{host}:{self._server.server_address[1]}"
+        scheme = "https" if cfg.tls else "http"
+        self.root_url = f"{scheme}://{host}:{self._server.server_address[1]}"
         identity = IdentityService(f"{self.root_url}/{IDENTITY_PREFIX}", cfg.clock,
                                    cfg.token_lifetime)
         identity.register(self.client_id, self.credentials.certificate)
@@ -288,6 +294,16 @@ class Simulator:
                                         name="insights-sim", daemon=True)
         self._thread.start()
         return self
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        self.ca_bundle, key_path = write_tls(self.credentials.pfx_path.parent,
+                                             self.config.fresh_certificate)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.ca_bundle, key_path)
+        return context
 
     def stop(self) -> None:
         if self._server is not None:
