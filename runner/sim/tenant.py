@@ -328,26 +328,39 @@ class Tenant:
         """Every object of site ``s`` (shared: callers must not change them)."""
         return tuple(self.object(s, j) for j in range(self.site(s).object_count))
 
+    def _object_digest(self, s: int, j: int) -> bytes:
+        # One digest gives everything: the id (16 bytes), the attributes, the creator.
+        return hashlib.blake2b(f"object|{s}|{j}".encode(), digest_size=32,
+                               key=self._key).digest()
+
+    @staticmethod
+    def _codes(j: int, roll: int) -> tuple[int, int, int, int]:
+        object_type = 11 if j == 0 else 14 if j == 1 else \
+            (2, 2, 2, 2, 2, 2, 1, 1, 3, 13, 12)[roll % 11]
+        sensitivity = (0, 0, 1, 1, 2, 3, -2)[(roll >> 16) % 7]
+        exposure = 1 + (roll >> 20) % 3
+        risk = sensitivity if sensitivity in (0, -2) else min(sensitivity, exposure)
+        return object_type, sensitivity, exposure, risk
+
+    def object_codes(self, s: int, j: int) -> tuple[int, int, int, int]:
+        """Object ``j``'s type, sensitivity, exposure and risk codes, without the rest."""
+        return self._codes(j, int.from_bytes(self._object_digest(s, j)[16:24]))
+
     def object(self, s: int, j: int) -> dict[str, Any]:
         """Object ``j`` of site ``s`` as a detail record (codes, not labels: see records.py)."""
         site = self.site(s)
-        # One digest gives everything: the id (16 bytes), the attributes, the creator.
-        digest = hashlib.blake2b(f"object|{s}|{j}".encode(), digest_size=32,
-                                 key=self._key).digest()
+        digest = self._object_digest(s, j)
         roll = int.from_bytes(digest[16:24])
+        object_type, sensitivity, exposure, risk = self._codes(j, roll)
         if j == 0:
-            object_type, name, location = 11, site.name, site.url
+            name, location = site.name, site.url
         elif j == 1:
-            object_type, name, location = 14, "Shared Documents", f"{site.url}/shared documents"
+            name, location = "Shared Documents", f"{site.url}/shared documents"
         else:
-            object_type = (2, 2, 2, 2, 2, 2, 1, 1, 3, 13, 12)[roll % 11]
             stem = f"{self._pick(_FILES, roll >> 4)} {j:04d}"
             name = f"{stem}.{self._pick(_EXTS, roll >> 8)}" if object_type == 2 else stem
             folder = f"folder {(roll >> 12) % 8:02d}"
             location = f"{site.url}/shared documents/{folder}/{name}".lower()
-        sensitivity = (0, 0, 1, 1, 2, 3, -2)[(roll >> 16) % 7]
-        exposure = 1 + (roll >> 20) % 3
-        risk = sensitivity if sensitivity in (0, -2) else min(sensitivity, exposure)
         creator_name, creator_email, _ = self.person(int.from_bytes(digest[24:]) % self.user_count)
         created = 1_000_000 + (roll >> 24) % 50_000_000
         data_types = [self._pick(_DATA_TYPES, roll >> (28 + 3 * n)) for n in range(sensitivity)
