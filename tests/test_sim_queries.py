@@ -202,3 +202,49 @@ def test_the_log_records_what_the_client_did(sim, sim_auth):
     assert entries[0].fields == {"StartPage": 1, "PageSize": 2}
     assert entries[0].client_id == sim.client_id
     assert sim.log.count("user_summary", status=400) == 1
+
+
+def reference_sections(text):
+    """{(method, path): section text} for every endpoint heading of the reference."""
+    import re
+
+    headings = list(re.finditer(r"^(GET|POST) (api/v1/\S+?)(?:\?\S*)?$", text, re.MULTILINE))
+    return {(m.group(1), m.group(2).lower()): text[m.end(): nxt.start() if nxt else len(text)]
+            for m, nxt in zip(headings, [*headings[1:], None], strict=True)}
+
+
+def example_keys(section):
+    import re
+
+    start = section.find("Response Example")
+    end = section.find("Request Information", start)
+    return set(re.findall(r'"(\w+)":', section[start:end])) - ENVELOPE
+
+
+def test_records_have_the_keys_of_the_reference_examples(sim, sim_auth, reference_text):
+    sections = reference_sections(reference_text)
+    site, user = sim.tenant.site(4), sim.tenant.user(1)
+    bodies = {
+        "user_summary": {"StartPage": 1}, "group_summary": {"StartPage": 1},
+        "link_summary": {"LinkType": "64"}, "site_permissions": {"SiteUrls": [site.url]},
+        "user_permissions": {"Emails": [user.email]},
+        "detail_records_by_site": {"siteId": site.id, "pageSize": 5},
+        "site_ids": {"siteUrls": [site.url]}, "site_overview": {"pageSize": 5},
+        "detail_records": {"pageSize": 5},
+    }
+    checked = 0
+    for name, body in bodies.items():
+        op = catalog.operation(name)
+        keys = example_keys(sections[(op.method, op.path.lower())])
+        record = call(sim, name, sim_auth, body).json()["results"][0]
+        assert set(record) == keys, name
+        checked += 1
+    assert checked == 9
+    activity = catalog.operation("activity_export")
+    job = call(sim, "activity_export", sim_auth, {"email": user.email, "path": ""}).json()
+    assert set(job) == example_keys(sections[(activity.method, activity.path.lower())])
+    status = catalog.operation("activity_export_status")
+    answer = requests.get(sim.url("activity_export_status"), params={"id": job["id"]},
+                          headers=sim_auth, timeout=10).json()
+    assert set(answer) == example_keys(sections[(status.method, status.path.lower())]) | {
+        "status"}
