@@ -254,3 +254,36 @@ def test_status_shows_each_tenant_state(sim, make_sim, tmp_path: Path) -> None:
     tenants = json.loads(result.stdout)["tenants"]
     assert {name: t["counts"]["succeeded"] for name, t in tenants.items()} == \
         {"contoso": 1, "fabrikam": 1}
+
+
+def readme_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Version-controlled definitions")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_readme_examples_validate_and_run(tmp_path: Path) -> None:
+    import os
+    import re
+    import shlex
+
+    section = readme_section()
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
+        name = block.splitlines()[0].removeprefix("# ").strip()
+        assert name in ("inventory.yml", "playbook.yml"), name
+        (tmp_path / name).write_text(block, encoding="utf-8")
+    commands = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert commands is not None
+    env = {**os.environ, "NO_COLOR": "1"}
+    ran = 0
+    for line in commands.group(1).splitlines():
+        command = line.split("||")[0].split("  #")[0].strip()
+        if not command or "customers" in command:  # needs the real tenants' credentials
+            continue
+        words = shlex.split(command)
+        assert words[0] == "insights-runner"
+        result = runner(*words[1:], cwd=tmp_path, env=env)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        ran += 1
+    assert ran >= 6
+    assert (tmp_path / "reports" / "demo" / "users.csv").is_file()
