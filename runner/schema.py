@@ -107,13 +107,15 @@ def build_schema() -> dict[str, Any]:
         "properties": {
             "version": {"const": 1, "description": "Playbook format version (1)."},
             "name": {"type": "string", "description": "Name of the playbook."},
-            "hosts": {"type": "string", "description": "Inventory entries to run against."},
+            "hosts": {"type": "string", "minLength": 1,
+                      "description": "The inventory tenants to run for: a tenant, a group, "
+                      "all, wildcards (eu-*), joined by , or :, !name to leave one out."},
             "connection": {
                 "anyOf": [
-                    {"type": "string", "minLength": 1, "description": "An inventory entry."},
+                    {"type": "string", "minLength": 1, "description": "An inventory tenant."},
                     {"$ref": "#/$defs/connection"},
                 ],
-                "description": "An inventory entry's name, or the connection written inline.",
+                "description": "An inventory tenant's name, or the connection written inline.",
             },
             "vars": {
                 "type": "object",
