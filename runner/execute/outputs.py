@@ -7,10 +7,11 @@
   fsynced.  A reader never sees a half-written file under the final name, and the only file
   ever replaced is the Step's own output.
 * ``RecordWriter`` streams a paged query's records as JSON Lines, a JSON array or CSV into
-  the partial file and can resume it after a crash: after each page it flushes and fsyncs
+  the partial file and can resume it after a crash: ``checkpoint()`` flushes and fsyncs
   and returns a ``Checkpoint`` (records, bytes) that the caller commits to the state store
-  with the next page token.  On resume the partial file is truncated to the committed size
-  and writing goes on from there, so a page fetched again after a crash is never doubled.
+  with the next page token (the scheduler does so every few seconds, not every page).  On
+  resume the partial file is truncated to the committed size and writing goes on from
+  there, so a page fetched again after a crash is never doubled.
 * ``file_matches`` is the skip-on-resume check; ``extract_zip`` unpacks an export safely.
 """
 
@@ -307,11 +308,20 @@ class RecordWriter:
 
     def write_page(self, records: Iterable[Mapping[str, Any]]) -> Checkpoint:
         """Append one page, make it durable, and say where the file now stands."""
+        self.append(records)
+        return self.checkpoint()
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append records without making them durable yet (see ``checkpoint``)."""
         parts = []
         for record in records:
             parts.append(self._encode(record))
             self.records += 1
         self._write(b"".join(parts))
+
+    def checkpoint(self) -> Checkpoint:
+        """Flush and fsync everything appended so far; commit the result with the token
+        that follows the last page appended."""
         return self._sync()
 
     def finish(self) -> FileInfo:

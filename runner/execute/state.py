@@ -28,8 +28,9 @@ service accepted the job, so it submits again (``submitting()`` is allowed from
 Every other crash point resumes without a second submit: ``submitted``/``downloading``
 Steps are polled and downloaded again with the job id they hold.
 
-Paged queries commit ``(next token, records written, partial file size)`` after each page
-has been flushed and fsynced to the partial file (see ``runner.execute.outputs``); a resume
+Paged queries commit ``(next token, records written, partial file size)`` once the pages
+before that token have been flushed and fsynced to the partial file (the scheduler does so
+for the first page and then every few seconds) (see ``runner.execute.outputs``); a resume
 truncates the partial file to the committed size and asks for the committed token, so no
 record is lost or written twice.  A committed token of None after the first page means the
 last page is in: the resume only has to finish the file.
