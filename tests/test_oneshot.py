@@ -255,3 +255,22 @@ def test_adhoc_takes_ansible_style_arguments(sim, tmp_path: Path) -> None:
     assert (tmp_path / "perms.jsonl").read_text("utf-8").strip()
     assert wrong.returncode == 2 and "-a page_size" in wrong.stderr
     assert unknown.returncode == 2 and "user_summary" in unknown.stderr
+
+
+def test_dash_o_prints_a_querys_records_on_stdout_fresh_each_time(sim, tmp_path: Path) -> None:
+    env = oneshot_env(sim, tmp_path / "state")
+    command = ["query", "users", *connection_flags(sim), "-o", "-"]
+
+    first = runner(*command, env=env, cwd=tmp_path)
+    second = runner(*command, "--format", "csv", env=env, cwd=tmp_path)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    records = [json.loads(line) for line in first.stdout.splitlines()]
+    assert records and all("email" in record for record in records)
+    rows = second.stdout.splitlines()
+    assert rows[0].startswith("displayName,") and len(rows) == len(records) + 1
+    assert len([e for e in sim.log.entries if e.operation == "user_summary"]) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # nothing written here
+    exported = runner("export", "links", "--link-type", "anyone", "--simulator", "-o", "-",
+                      env=env)
+    assert exported.returncode == 2 and "-o -" in exported.stderr

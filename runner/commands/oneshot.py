@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from runner.errors import CredentialError, UserError
 QUERY_FORMATS = ("jsonl", "json", "csv")
 STATE_ENV = "INSIGHTS_RUNNER_STATE_HOME"
 PLAYBOOK_NAME = "playbook.yml"
+STDOUT_KEY = "<stdout>"
 _UNCOUNTABLE = ("access", "activity")
 _ONE_CHUNK = "{% if chunk.total > 1 %}-{{ chunk.number }}{% endif %}"
 
@@ -200,7 +202,8 @@ def _lines(handle: Any) -> list[str]:
 
 _OUTPUT_HELP = {
     "export": "A folder (default: here) or a .zip file name.",
-    "query": "The file (default: NAME.jsonl here); .jsonl, .json or .csv sets the format.",
+    "query": "The file (default: NAME.jsonl here); .jsonl, .json or .csv sets the format; "
+    "'-' prints the records on stdout.",
     None: "Exports: a folder or a .zip name.  Queries: a .jsonl, .json or .csv file.",
 }
 _COMMON = (
@@ -394,6 +397,12 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
 
     connection = _connection(values)
     output_dir, task_output, fmt = _output(op, values)
+    to_stdout = output_dir is None
+    state_dir = values.get("state_dir") or default_state_dir(
+        op, Path(STDOUT_KEY) if output_dir is None else output_dir / task_output)
+    if output_dir is None:  # -o -: the records go to stdout, through a file in the state
+        output_dir = state_dir / "stdout"
+        shutil.rmtree(output_dir, ignore_errors=True)  # no stale file from an earlier print
     task: dict[str, Any] = {"name": f"{op.kind} {command_name(op)}", op.name: args,
                             "output": task_output}
     if op.is_query and fmt != "jsonl":
@@ -408,17 +417,33 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
     if values.get("print_playbook"):
         click.echo(text, nl=False)
         return
-    state_dir = values.get("state_dir") or default_state_dir(op, output_dir / task_output)
     playbook = _write_playbook(state_dir, text)
     ctx = click.get_current_context()
     flag_names = {**_CONNECTION_NAMES, f"tasks[0].{op.name}": ctx.command_path.split(" ", 1)[-1],
                   "tasks[0]": ctx.command_path.split(" ", 1)[-1], **names}
     try:
-        ctx.invoke(run, playbook=str(playbook), state_dir=state_dir, fresh=values["fresh"],
-                   check=values["check"], junit=values["junit"], as_json=values["as_json"],
-                   quiet=values["quiet"])
+        # A print to stdout is always fresh data: no reuse of an earlier answer.
+        ctx.invoke(run, playbook=str(playbook), state_dir=state_dir,
+                   fresh=values["fresh"] or to_stdout, check=values["check"],
+                   junit=values["junit"], as_json=values["as_json"] and not to_stdout,
+                   quiet=values["quiet"] or to_stdout)
     except UserError as exc:
         raise UserError(speak_flags(str(exc), str(playbook), flag_names)) from None
+    if to_stdout and not values["check"]:
+        _print_records(output_dir, command_name(op), fmt)
+
+
+def _print_records(folder: Path, name: str, fmt: str) -> None:
+    """Copy the query's file(s) to stdout (several when a long list was chunked)."""
+    out = click.get_binary_stream("stdout")
+    def chunk_order(path: Path) -> list[Any]:  # name-2 before name-10
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+    for path in sorted(folder.glob(f"{name}*.{fmt}"), key=chunk_order):
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 16):
+                out.write(chunk)
+    out.flush()
 
 
 def _connection(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -445,11 +470,17 @@ def _env_template(name: str, flag: str) -> str:
     return f'{{{{ env("{name}") }}}}'
 
 
-def _output(op: catalog.Operation, values: Mapping[str, Any]) -> tuple[Path, str, str]:
-    """(output folder, the task's output template, format) from ``-o``."""
+def _output(op: catalog.Operation, values: Mapping[str, Any]) -> tuple[Path | None, str, str]:
+    """(output folder, the task's output template, format) from ``-o``; no folder for
+    ``-o -`` (a query's records on stdout)."""
     raw: Path | None = values.get("output")
     if raw is not None and re.search(r"\{\{|\{%|\{#", str(raw)):
         raise UserError("-o: a one-shot output is a plain path, not a template")
+    if raw is not None and str(raw) == "-":
+        if op.is_export:
+            raise UserError("-o -: an export is a .zip file; give a folder or a .zip name")
+        fmt = values.get("output_format") or "jsonl"
+        return None, f"{command_name(op)}{_ONE_CHUNK}.{fmt}", fmt
     if op.is_export:
         if raw is not None and raw.suffix.lower() == ".zip":
             folder, stem = raw.parent, raw.stem
