@@ -57,7 +57,7 @@ def test_content_disposition_is_only_a_hint(sim, finished_job, tmp_path):
     first.path.unlink()
 
     # the service suggests a path that climbs out of the output folder
-    sim.jobs.get(job_id).cache = (data, "../../etc/passwd", "../../etc/passwd")
+    sim.replace_export_file(job_id, data, "../../etc/passwd")
     result = client.download(OP, job_id, out)
     assert result.path == out / "passwd"
     assert result.path.read_bytes() == data
@@ -70,7 +70,7 @@ def test_a_file_that_is_not_a_whole_zip_is_refused_and_not_left(sim, finished_jo
     broken = bytearray(data)
     broken[len(broken) // 3] ^= 0xFF  # one flipped byte inside a member: the CRC fails
     for body in (b"this is not a zip at all" * 40, bytes(broken)):
-        sim.jobs.get(job_id).cache = (body, "report.zip", "report.zip")
+        sim.replace_export_file(job_id, body, "report.zip")
         with pytest.raises(DownloadError) as info:
             client.download(OP, job_id, tmp_path / "bad.zip")
         assert info.value.transient

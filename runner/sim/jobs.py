@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runner import catalog
@@ -40,7 +40,6 @@ class Job:
     outcome: int  # the terminal status it reaches at ``ends``
     hostile: bool = False  # its file has hostile names (a fault)
     end_logged: bool = False
-    cache: Any = field(default=None, repr=False)  # the built file, once downloaded
 
 
 class JobBook:

@@ -143,6 +143,8 @@ class Reports:
         self.tenant = tenant
         self._lock = threading.Lock()
         self._built: OrderedDict[int, tuple[bytes, str, str]] = OrderedDict()
+        # Files a test put in place of a job's report (Simulator.replace_export_file).
+        self.replaced: dict[int, tuple[bytes, str, str]] = {}
 
     def file(self, job: Job) -> tuple[bytes, str, str]:
         """The job's .zip, its (localized) file name and an ASCII fallback name.
@@ -152,6 +154,8 @@ class Reports:
         exports must not keep every file in the simulator's memory.
         """
         with self._lock:
+            if job.id in self.replaced:
+                return self.replaced[job.id]
             built = self._built.pop(job.id, None) or self.build(job)
             self._built[job.id] = built
             while len(self._built) > BUILT_CACHE:

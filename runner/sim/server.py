@@ -359,6 +359,12 @@ class Simulator:
     def set_faults(self, faults: Faults) -> None:
         self.service.faults = faults
 
+    def replace_export_file(self, job_id: int, data: bytes, file_name: str) -> None:
+        """Serve ``data`` as job ``job_id``'s file, named ``file_name`` in its
+        Content-Disposition: how tests play a service that sends a corrupt file or a
+        hostile name."""
+        self.service.api.reports.replaced[job_id] = (data, file_name, file_name)
+
     def expire_tokens(self) -> None:
         self.service.identity.expire_all()
 
