@@ -255,6 +255,8 @@ def test_adhoc_takes_ansible_style_arguments(sim, tmp_path: Path) -> None:
     assert (tmp_path / "perms.jsonl").read_text("utf-8").strip()
     assert wrong.returncode == 2 and "-a page_size" in wrong.stderr
     assert unknown.returncode == 2 and "user_summary" in unknown.stderr
+    ambiguous = runner("adhoc", "links", "-a", "link_type=anyone", "--simulator", env=env)
+    assert ambiguous.returncode == 2 and "link_export and link_summary" in ambiguous.stderr
 
 
 def test_dash_o_prints_a_querys_records_on_stdout_fresh_each_time(sim, tmp_path: Path) -> None:

@@ -55,14 +55,22 @@ def _plural(word: str) -> str:
 
 
 def find_module(name: str, kind: str | None = None) -> catalog.Operation | None:
-    """The module a command line names: ``users``, ``user_summary`` or ``user-summary``."""
+    """The module a command line names: ``users``, ``user_summary`` or ``user-summary``.
+
+    Without ``kind``, a module name wins over a one-shot name (``site_permissions`` is the
+    query; ``site-permissions`` alone is also the export's one-shot name): an ambiguous
+    one-shot name is refused with both module names.
+    """
     key = name.strip().lower().replace("_", "-")
-    for op in catalog.modules():
-        if kind and op.kind != kind:
-            continue
-        if key in (command_name(op), op.name.replace("_", "-")):
-            return op
-    return None
+    candidates = [op for op in catalog.modules() if not kind or op.kind == kind]
+    exact = [op for op in candidates if key == op.name.replace("_", "-")]
+    if exact:
+        return exact[0]
+    found = [op for op in candidates if key == command_name(op)]
+    if len(found) > 1:
+        raise click.BadParameter(f"{name!r} names {' and '.join(op.name for op in found)}; "
+                                 "give the module name", param_hint="MODULE")
+    return found[0] if found else None
 
 
 def _kebab(name: str) -> str:
