@@ -515,8 +515,6 @@ class TenantSource(Source):
 
     @classmethod
     def of(cls, source: Source, inventory: Inventory, name: str) -> TenantSource:
-        base = source.inventory if isinstance(source, TenantSource) else None
-        assert base is None, "a tenant's playbook is not made from another tenant's"
         tenant = inventory.tenants[name]
         return cls(source.file, source.text, source.values, source.keys,
                    inventory=inventory.source, tenant=name,

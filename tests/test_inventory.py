@@ -125,6 +125,9 @@ def test_one_tenant_down_does_not_stop_the_other_and_the_exit_code_is_the_worst(
     assert report["tenants"]["contoso"]["status"] == "succeeded"
     assert report["tenants"]["fabrikam"]["status"] == "failed"
     assert report["status"] == "failed"
+    stopped = [s for s in report["steps"] if s["tenant"] == "fabrikam"]
+    assert [(s["status"], s["operation"]) for s in stopped] == [("failed", "connection")]
+    assert stopped[0]["error"] == report["tenants"]["fabrikam"]["error"]
 
 
 def test_connection_names_one_tenant_and_tenant_is_a_template_variable(sim, tmp_path: Path

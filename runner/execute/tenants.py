@@ -127,9 +127,10 @@ def combined_report(runs: Sequence[TenantRun], started: float, finished: float
     skipped: list[str] = []
     for run in runs:
         name = str(run.tenant)
-        if run.result is None:
+        if run.result is None:  # it stopped before its Steps ran: one failed entry says why
             tenants[name] = {"status": "failed", "summary": {}, "exit_code": run.exit_code,
                              "error": str(run.error)}
+            steps.append(_stopped(name, str(run.error)))
             continue
         own = report_from_result(run.result)
         prefix = os.path.relpath(run.plan.output_dir, folder)
@@ -151,3 +152,12 @@ def combined_report(runs: Sequence[TenantRun], started: float, finished: float
     report["steps"] = steps
     report["tenants"] = tenants
     return report
+
+
+def _stopped(tenant: str, error: str) -> dict[str, Any]:
+    """A report entry for a tenant that never got to its Steps (so JUnit shows it too)."""
+    return {"tenant": tenant, "id": f"tenant-{tenant}", "task": f"tenant {tenant}",
+            "operation": "connection", "status": "failed", "output": None, "bytes": None,
+            "sha256": None, "job_id": None, "attempts": 0, "started": None, "finished": None,
+            "seconds": None, "error": error, "records": None, "reused": False,
+            "ignored": False, "warnings": []}
