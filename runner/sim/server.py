@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -373,9 +373,6 @@ class Simulator:
         client_id = client_id or self.client_id
         self.service.identity.register(client_id, certificate)
         return client_id
-
-    def with_config(self, **changes: Any) -> SimConfig:
-        return replace(self.config, **changes)
 
 
 def _placeholder(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:

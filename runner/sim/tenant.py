@@ -211,8 +211,8 @@ class Tenant:
         return site if site.url.lower() == url.strip().rstrip("/").lower() else None
 
     def site_by_id(self, site_id: str) -> Site | None:
-        # Site ids are random-looking; at large scale a scan would be slow, so the id's
-        # first 8 hex digits are not used: ids are only looked up after getSiteIds.
+        # Site ids are random-looking, so this is the one lookup that needs a table: built
+        # on first use (one entry per site, thousands at most), not for tenants never asked.
         return self._site_ids().get((site_id or "").strip().lower())
 
     @lru_cache(maxsize=1)  # noqa: B019 - one tenant per simulator, cache lives with it
