@@ -1,0 +1,427 @@
+"""The scale figures of issue 7 in one run, printed as one table.
+
+* Paged queries: ``detail_records`` of a tenant with exactly 10,000 and 1,000,000 objects
+  written to JSON Lines and to CSV by ``insights-runner run`` in a child process; its peak
+  RSS (``wait4``'s ``ru_maxrss``) at both sizes, their ratio, records per second, and what
+  the per-page checkpoint (fsync + SQLite commit) costs beside the rest of a page.
+* A large plan: 200,000 users (``user_summary`` registered, then ``user_access_export`` over
+  every e-mail: 2,000 export Steps): compile, first run (jobs of 0 s, polled every 10 ms),
+  and a re-run through the CLI (CPU time, requests made: must be none).
+* Start-up: ``insights-runner --help`` and ``validate`` of a small playbook, beside a bare
+  ``python -c pass``.
+* Downloads: a 1 GiB export streamed by the runner's client (sha256 while writing, .zip CRC
+  check after) in a child process, beside ``curl`` fetching the same URL in the same run.
+
+    .venv/bin/python benchmarks/run_all.py [--records 1000000] [--small 10000]
+        [--users 200000] [--export-mib 1024] [--skip records,plan,startup,download]
+
+Takes about 6 minutes on 2 cores; the simulator (one Python process serving ~10,000
+records/s) is the slowest party in the paged figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner.sim import SimConfig, Simulator  # noqa: E402
+from runner.sim.tenant import sized_scale  # noqa: E402
+
+PASSWORD_VAR = "SIM_PFX_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(figure: str, value: str, note: str = "") -> None:
+    ROWS.append((figure, value, note))
+    print(f"  {figure}: {value}  {note}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ child processes
+
+
+@dataclass(frozen=True)
+class Child:
+    code: int
+    wall: float
+    cpu: float
+    peak_mib: float
+    stdout: str
+    stderr: str
+
+
+def child(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Child:
+    """Run ``argv`` to its end: its wall time, CPU time (wait4) and peak RSS.
+
+    The peak is the child's own ``VmHWM`` (read from /proc while it runs): wait4's
+    ``ru_maxrss`` would not do, because Linux carries the parent's high-water mark into a
+    child started by vfork+exec, and this parent hosts the simulator.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        peak = [0]
+        watcher = threading.Thread(target=_watch_peak, args=(process.pid, peak), daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        watcher.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Child(process.returncode, wall, usage.ru_utime + usage.ru_stime,
+                     peak[0] / 1024, out.read().decode(errors="replace"),
+                     err.read().decode(errors="replace"))
+
+
+def _watch_peak(pid: int, peak: list[int]) -> None:
+    """Keep ``peak[0]`` at the process's VmHWM (kB) until it is gone (polled every 10 ms;
+    the mark only grows, so the last reading is within 10 ms of the end)."""
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            text = status.read_text()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak[0] = max(peak[0], int(line.split()[1]))
+                break
+        else:
+            return  # a zombie: its memory is gone
+        time.sleep(0.01)
+
+
+def runner_cli(*args: str | Path, env: dict[str, str] | None = None) -> Child:
+    return child([sys.executable, "-m", "runner", *map(str, args)], env=env)
+
+
+def checked(result: Child, what: str) -> Child:
+    if result.code != 0:
+        raise SystemExit(f"{what} failed ({result.code}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def sim_env(sim: Simulator) -> dict[str, str]:
+    return {**os.environ, PASSWORD_VAR: sim.credentials.pfx_password, "NO_COLOR": "1"}
+
+
+def write_playbook(path: Path, sim: Simulator, tasks: list[dict[str, Any]]) -> Path:
+    document = {
+        "version": 1, "name": path.stem,
+        "connection": {
+            "base_url": sim.base_url, "identity_url": sim.identity_url,
+            "client_id": sim.client_id,
+            "certificate": {"path": str(sim.credentials.pfx_path),
+                            "password": "{{ env('" + PASSWORD_VAR + "') }}"}},
+        "output_dir": "reports", "tasks": tasks,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def report_steps(playbook: Path) -> list[dict[str, Any]]:
+    text = (playbook.parent / "reports" / "run-report.json").read_text(encoding="utf-8")
+    return json.loads(text)["steps"]
+
+
+# ------------------------------------------------------------------ 1. paged queries
+
+
+def records_run(work: Path, count: int, fmt: str) -> Child:
+    with Simulator(SimConfig(scale=sized_scale(objects=count), job_seconds=0)) as sim:
+        playbook = write_playbook(work / f"records-{fmt}-{count}" / "book.yml", sim, [{
+            "name": "Detail records", "detail_records": {}, "format": fmt,
+            "output": f"records.{fmt}"}])
+        result = checked(runner_cli("run", playbook, "-q", env=sim_env(sim)),
+                         f"detail_records {count} {fmt}")
+    steps = report_steps(playbook)
+    if [s["records"] for s in steps] != [count]:
+        raise SystemExit(f"expected {count} records, the report says {steps}")
+    shutil.rmtree(playbook.parent)
+    return result
+
+
+def checkpoint_cost(pages: int = 400) -> tuple[float, float]:
+    """(ms per page to encode and append 100 detail records, ms per checkpoint: flush,
+    fsync and the SQLite commit of the token), measured in this process on real records."""
+    from types import SimpleNamespace
+
+    from runner.execute import outputs
+    from runner.execute.state import StateStore
+    from runner.sim import records
+    from runner.sim.tenant import Tenant
+
+    tenant = Tenant(7, sized_scale(objects=10_000))
+    page = [records.detail_record(tenant.object(s, j)) for s in range(2) for j in range(50)]
+    step = SimpleNamespace(id="probe", task_index=0, task_name="probe",
+                           operation="detail_records", kind="query", output="p.jsonl",
+                           format="jsonl", request={})
+    with tempfile.TemporaryDirectory() as directory, \
+            StateStore.open(Path(directory) / "state") as store:
+        store.register_steps(store.begin_run("probe", "probe"), [step])
+        store.start_paging("probe")
+        writer = outputs.RecordWriter.open(Path(directory) / "p.jsonl", "probe", "jsonl")
+        append = sync = 0.0
+        for n in range(pages):
+            t0 = time.perf_counter()
+            writer._write(b"".join(writer._encode(r) for r in page))
+            t1 = time.perf_counter()
+            mark = writer._sync()
+            store.page("probe", f"token{n}", mark.records, mark.bytes)
+            t2 = time.perf_counter()
+            append, sync = append + t1 - t0, sync + t2 - t1
+        writer.discard()
+    return append / pages * 1000, sync / pages * 1000
+
+
+def paged_figures(work: Path, small: int, large: int) -> None:
+    print(f"paged queries: {small:,} and {large:,} detail records", file=sys.stderr)
+    for fmt in ("jsonl", "csv"):
+        low = records_run(work, small, fmt)
+        high = records_run(work, large, fmt)
+        row(f"peak RSS, {small:,} records -> {fmt}", f"{low.peak_mib:.1f} MiB")
+        row(f"peak RSS, {large:,} records -> {fmt}", f"{high.peak_mib:.1f} MiB",
+            f"ratio {high.peak_mib / low.peak_mib:.2f}")
+        row(f"records/s, {large:,} -> {fmt}", f"{large / high.wall:,.0f}",
+            f"{high.wall:.0f} s wall; runner CPU {high.cpu:.0f} s "
+            f"({high.cpu / high.wall:.0%} of one core)")
+        if fmt == "jsonl":
+            page_ms = high.wall / (large / 100) * 1000
+    append_ms, sync_ms = checkpoint_cost()
+    row("one checkpoint (fsync + SQLite commit)", f"{sync_ms:.2f} ms",
+        f"= {sync_ms / page_ms:.0%} of a {page_ms:.1f} ms page if taken every page (encode + "
+        f"append {append_ms:.2f} ms); the runner takes one every 2 s")
+
+
+# ------------------------------------------------------------------ 2-3. a large plan
+
+
+def child_run(playbook: str, state_dir: str, floor: float) -> int:
+    """(In a child process) run a playbook through run_plan with a fast poll policy."""
+    from runner.execute.engine import RunOptions, run_plan
+    from runner.execute.scheduler import PollPolicy
+    from runner.manifest import load_playbook
+    from runner.plan import compile_plan
+
+    cpu = time.process_time()
+    loaded = load_playbook(playbook)
+    plan = compile_plan(loaded)
+    poll = PollPolicy(floor=floor, ceiling=max(floor, 1.0), fraction=0.03)
+    result = run_plan(loaded, plan, RunOptions(state_dir=Path(state_dir), poll=poll))
+    print(json.dumps({"cpu": time.process_time() - cpu}))  # after the imports
+    return result.exit_code
+
+
+def plan_figures(work: Path, users: int) -> None:
+    from runner.execute.registry import RecordFiles
+    from runner.manifest import load_playbook
+    from runner.plan import compile_plan, compile_task
+
+    print(f"large plan: {users:,} users", file=sys.stderr)
+    scale = sized_scale(users=users)
+    with Simulator(SimConfig(scale=scale, job_seconds=0)) as sim:
+        playbook = write_playbook(work / "plan" / "book.yml", sim, [
+            {"name": "Users", "user_summary": {}, "register": "users",
+             "output": "users.jsonl"},
+            {"name": "Access of every user",
+             "user_access_export": {"emails": "{{ users | map(attribute='email') | list }}",
+                                    "data_sources": ["teams"],
+                                    "export_option": "summary_only"},
+             "output": "access/part-{{ chunk.number }}.zip"}])
+        state = work / "plan" / "state"
+        first = checked(child([sys.executable, __file__, "--child-run", str(playbook),
+                               str(state), "0.01"], env=sim_env(sim)), "the large plan")
+        steps = report_steps(playbook)
+        exports = sum(1 for s in steps if s["status"] == "succeeded" and
+                      s["operation"] == "user_access_export")
+        row(f"first run, {users:,} users -> {exports:,} exports", f"{first.wall:.1f} s",
+            f"jobs of 0 s, polls every 10 ms; runner CPU {first.cpu:.1f} s, "
+            f"peak RSS {first.peak_mib:.0f} MiB")
+
+        # Compiling: the playbook, then the deferred task over the 200,000 registered users.
+        os.environ[PASSWORD_VAR] = sim.credentials.pfx_password
+        started = time.perf_counter()
+        loaded = load_playbook(playbook)
+        compile_plan(loaded)
+        users_file = playbook.parent / "reports" / "users.jsonl"
+        compiled = compile_task(loaded, 1, registered={
+            "users": RecordFiles([(users_file, "jsonl")], users)})
+        elapsed = time.perf_counter() - started
+        row(f"compile, {users:,} registered users -> {len(compiled):,} Steps",
+            f"{elapsed:.2f} s", "load + validate + compile, then the deferred task")
+
+        sim.log.clear()
+        again = checked(runner_cli("run", playbook, "-q", "--state-dir", state,
+                                   env=sim_env(sim)), "the re-run")
+        requests_made = len(sim.log.entries)
+        reused = sum(1 for s in report_steps(playbook) if s["reused"])
+        row(f"re-run of the finished plan ({reused:,} Steps reused)",
+            f"{again.cpu:.2f} s CPU", f"insights-runner run, whole process; {again.wall:.2f} s "
+            f"wall, {requests_made} API requests")
+        inner = checked(child([sys.executable, __file__, "--child-run", str(playbook),
+                               str(state), "0.01"], env=sim_env(sim)), "the re-run")
+        requests_made = len(sim.log.entries)
+        row("  the same, load + compile + run_plan only", f"{json.loads(inner.stdout)['cpu']:.2f}"
+            " s CPU", f"imports and interpreter start left out; {requests_made} API requests")
+    shutil.rmtree(playbook.parent)
+
+
+# ------------------------------------------------------------------ 4. start-up
+
+
+def best_of(argv: list[str], runs: int = 7, cwd: Path | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        result = child(argv, cwd=cwd)
+        if result.code != 0:
+            raise SystemExit(f"{argv} failed: {result.stderr}")
+        times.append(result.wall)
+    return statistics.median(times)
+
+
+def startup_figures(work: Path) -> None:
+    print("start-up", file=sys.stderr)
+    exe = Path(sys.executable).with_name("insights-runner")
+    cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "runner"]
+    bare = best_of([sys.executable, "-c", "pass"])
+    helped = best_of([*cli, "--help"])
+    small = work / "small.yml"
+    small.write_text(yaml.safe_dump({
+        "version": 1, "name": "small", "connection": {"simulator": True},
+        "tasks": [{"name": "Users", "user_summary": {}, "output": "users.jsonl"}]}),
+        encoding="utf-8")
+    validated = best_of([*cli, "validate", str(small)])
+    modules = _imported_modules([sys.executable, "-X", "importtime", "-m", "runner", "--help"])
+    row("insights-runner --help", f"{helped * 1000:.0f} ms",
+        f"median of 7; bare python {bare * 1000:.0f} ms; {modules} modules imported")
+    row("insights-runner validate (small playbook)", f"{validated * 1000:.0f} ms", "median of 7")
+
+
+def _imported_modules(argv: list[str]) -> int:
+    result = child(argv)
+    return sum(1 for line in result.stderr.splitlines() if line.startswith("import time:")
+               and "|" in line and "self [us]" not in line)
+
+
+# ------------------------------------------------------------------ 5. downloads
+
+
+def child_download(job_id: str, dest: str) -> int:
+    """(In a child process) download one export with the runner's client."""
+    from types import SimpleNamespace
+
+    from runner.client.api import InsightsClient
+    from runner.client.connection import settings_for_simulator
+
+    spec = json.loads(os.environ["BENCH_SIM"])
+    sim = SimpleNamespace(base_url=spec["base_url"], identity_url=spec["identity_url"],
+                          client_id=spec["client_id"], credentials=SimpleNamespace(
+                              pfx_path=spec["pfx"], pfx_password=os.environ[PASSWORD_VAR]))
+    with InsightsClient(settings_for_simulator(sim)) as client:
+        client.download("link_export", int(job_id), Path(dest))
+    return 0
+
+
+def download_figures(work: Path, mib: int) -> None:
+    from runner.client.api import InsightsClient
+    from runner.client.connection import settings_for_simulator
+
+    print(f"downloads: {mib} MiB", file=sys.stderr)
+    size = mib * 2**20
+    with Simulator(SimConfig(export_bytes=size, job_seconds=0)) as sim:
+        with InsightsClient(settings_for_simulator(sim)) as client:
+            job = client.submit("link_export", {"exportLinkType": "64"})
+            while client.job_status("link_export", job) == 1:
+                time.sleep(0.01)
+            token = client.auth.token()
+        bearer = str(token.value.reveal())
+        env = {**sim_env(sim), "BENCH_SIM": json.dumps({
+            "base_url": sim.base_url, "identity_url": sim.identity_url,
+            "client_id": sim.client_id, "pfx": str(sim.credentials.pfx_path)})}
+        dest = work / "download"
+        dest.mkdir()
+        url = f"{sim.url('permission_export_file')}?id={job}"
+        curl = shutil.which("curl")
+        curl_run = None
+        if curl:
+            curl_run = child([curl, "-sS", "-f", "-o", str(dest / "curl.zip"),
+                              "-H", f"Authorization: Bearer {bearer}", url])
+            checked(curl_run, "curl")
+            (dest / "curl.zip").unlink()
+        ours = checked(child([sys.executable, __file__, "--child-download", str(job),
+                              str(dest / "runner.zip")], env=env), "the runner's download")
+        if (dest / "runner.zip").stat().st_size != size:
+            raise SystemExit("the runner's download has the wrong size")
+    shutil.rmtree(dest)
+    row(f"download {mib} MiB, runner", f"{size / 2**20 / ours.wall:,.0f} MiB/s",
+        f"sha256 while writing + .zip CRC check after; peak RSS {ours.peak_mib:.0f} MiB")
+    if curl_run is not None:
+        row(f"download {mib} MiB, curl (same URL)", f"{size / 2**20 / curl_run.wall:,.0f} MiB/s",
+            f"peak RSS {curl_run.peak_mib:.0f} MiB")
+    else:
+        row("download, curl", "n/a", "curl is not installed")
+
+
+# ------------------------------------------------------------------ the table
+
+
+def table() -> str:
+    widths = [max(len(r[i]) for r in [("figure", "value", "note"), *ROWS]) for i in range(3)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(("figure", "value", "note"), widths,
+                                                          strict=True)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+              for r in ROWS]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-run":
+        return child_run(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-download":
+        return child_download(sys.argv[2], sys.argv[3])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--export-mib", type=int, default=1024)
+    parser.add_argument("--skip", default="", help="sections to leave out, comma-separated")
+    options = parser.parse_args()
+    skip = set(options.skip.split(","))
+    started = time.perf_counter()
+    # (/tmp is on the disk here, not a tmpfs: fsync costs what it costs.)
+    with tempfile.TemporaryDirectory(prefix="insights-bench-") as directory:
+        work = Path(directory)
+        if "startup" not in skip:
+            startup_figures(work)
+        if "download" not in skip:
+            download_figures(work, options.export_mib)
+        if "plan" not in skip:
+            plan_figures(work, options.users)
+        if "records" not in skip:
+            paged_figures(work, options.small, options.records)
+    print(f"\nScale figures ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s):\n")
+    print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
