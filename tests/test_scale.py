@@ -190,3 +190,48 @@ def test_a_deferred_task_is_compiled_once_and_remembered_in_the_state(sim, tmp_p
     assert again.returncode == 0, again.stderr
     assert sim.log.entries == []
     assert all(step["reused"] for step in report(playbook)["steps"])
+
+
+def test_pages_appended_after_the_last_checkpoint_are_cut_on_resume(tmp_path: Path) -> None:
+    final = tmp_path / "r.jsonl"
+    writer = outputs.RecordWriter.open(final, "step1", "jsonl")
+    writer.append(RECORDS[:10])
+    mark = writer.checkpoint()  # committed with the token of page 2
+    writer.append(RECORDS[10:20])  # appended, never checkpointed: the crash comes now
+    writer.close()
+
+    again = outputs.RecordWriter.open(final, "step1", "jsonl", resume=mark)
+    again.append(RECORDS[10:30])  # page 2 fetched again from the committed token
+    again.finish()
+    assert list(iter_records(final, "jsonl")) == RECORDS[:30]
+
+
+def test_prefetched_pages_arrive_in_order_with_the_error_last() -> None:
+    import threading
+
+    from runner.errors import ServiceError
+    from runner.execute.scheduler import _prefetched
+
+    def pages():
+        yield from range(5)
+        raise ServiceError("page 6 refused")
+
+    got = []
+    with pytest.raises(ServiceError, match="page 6"):
+        for page in _prefetched(pages(), threading.Event()):
+            got.append(page)
+    assert got == [0, 1, 2, 3, 4]
+
+    fetched = []
+
+    def endless():
+        n = 0
+        while True:
+            fetched.append(n)
+            yield n
+            n += 1
+
+    for page in _prefetched(endless(), threading.Event(), depth=2):
+        if page == 3:
+            break
+    assert len(fetched) <= 3 + 2 + 2  # the helper stops a page or two after the consumer
