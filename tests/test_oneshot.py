@@ -194,18 +194,19 @@ def test_mistakes_name_the_flag_exit_2_and_write_nothing(sim, tmp_path: Path) ->
 
 def test_an_interrupted_export_resumes_its_job_when_the_command_is_run_again(
         make_sim, tmp_path: Path) -> None:
-    slow = make_sim(job_seconds=3.0)
+    slow = make_sim(job_seconds=4.0)
     env = oneshot_env(slow, tmp_path / "state")
     command = ["export", "links", "--link-type", "anyone", *connection_flags(slow),
                "-o", tmp_path / "out"]
     first = start_runner(*command, env=env)
     deadline = time.monotonic() + 60
-    while not submits(slow) and time.monotonic() < deadline:
+    while not submits(slow) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # the job id is committed right after the submission's answer
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
-    assert len(submits(slow)) == 1
+    assert first.returncode == 130  # stopped before the job ended: nothing downloaded yet
+    assert len(submits(slow)) == 1 and not (tmp_path / "out" / "links.zip").exists()
 
     again = runner(*command, env=env)
 
