@@ -168,3 +168,33 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_polls_the_jobs_it_left(slow_sim, 
     after = Counter(e.fields.get("startTime") for e in submits(sim))
     assert all(count == 1 for count in after.values()), "a job was submitted twice"
     assert set(after) == set(MONTHS) and set(before) < set(after)
+
+
+def test_ctrl_c_reaches_every_tenant_of_an_inventory_run(tmp_path: Path) -> None:
+    from test_inventory import env_for_two, two_tenants
+
+    tasks = [{"name": "Links by month", "link_export": {"link_type": "anyone",
+                                                        "start_time": "{{ item }}"},
+              "loop": MONTHS, "output": "{{ tenant }}/{{ item[:7] }}.zip"}]
+    with Simulator(SimConfig(seed=7, job_seconds=1.5)) as first, \
+            Simulator(SimConfig(seed=8, job_seconds=1.5)) as second:
+        playbook = two_tenants(tmp_path, first, second, tasks)
+        env = env_for_two(first, second)
+        process = start_runner("run", playbook, env=env)
+        deadline = time.monotonic() + 60
+        while (len(submits(first)) < 5 or len(submits(second)) < 5) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+
+        assert process.returncode == 130, stderr
+        assert "Traceback" not in stderr
+
+        again = runner("run", playbook, env=env)
+
+        assert again.returncode == 0, again.stderr
+        for sim in (first, second):
+            per_step = Counter(e.fields.get("startTime") for e in submits(sim))
+            assert set(per_step) == set(MONTHS)
+            assert all(count == 1 for count in per_step.values()), "submitted twice"

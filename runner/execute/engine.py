@@ -22,7 +22,7 @@ from runner import catalog
 from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
-from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler
+from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore, default_state_dir
 
 REPORT_NAME = "run-report.json"
@@ -42,6 +42,7 @@ class RunOptions:
     simulator_options: Mapping[str, Any] = field(default_factory=dict)
     write_report: bool = True  # False when several tenants share one combined report
     run_facts: Any = None  # the plan's ``run`` values (a saved plan keeps its own)
+    stop: Stop | None = None  # shared Ctrl-C of several tenants' schedulers
 
 
 @dataclass
@@ -192,7 +193,7 @@ def run_plan(
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
-                              poll=options.poll, on_event=on_event)
+                              poll=options.poll, on_event=on_event, stop=options.stop)
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:

@@ -83,6 +83,47 @@ class PollPolicy:
         return max(self.floor, min(self.ceiling, self.fraction * age))
 
 
+class Stop:
+    """Ctrl-C for one scheduler or several (one per tenant, in threads).
+
+    The main thread's SIGINT handler only sets this; each scheduler reads it between two
+    steps of its work, so an interrupt never lands between a submit and the commit of the
+    job id.  A second Ctrl-C is the usual KeyboardInterrupt, for a user who will not wait.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._wakers: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+        for wake in list(self._wakers):
+            wake()
+
+    def add_waker(self, wake: Callable[[], None]) -> None:
+        """Called on ``set``, so a scheduler waiting for its next poll wakes at once."""
+        self._wakers.append(wake)
+
+    @contextlib.contextmanager
+    def on_sigint(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.set()
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class Outcome:
     """What became of one Step in this run (the run report's row)."""
@@ -130,6 +171,7 @@ class Scheduler:
         on_event: Callable[[Event], None] | None = None,
         max_poll_errors: int = 20,
         checkpoint_seconds: float = 2.0,
+        stop: Stop | None = None,
     ) -> None:
         self.api = api
         self.checkpoint_seconds = checkpoint_seconds
@@ -155,7 +197,8 @@ class Scheduler:
             for i in range(workers)
         ]
         self._on_step_done: Callable[[Outcome], None] = lambda outcome: None
-        self._interrupted = False
+        self._owns_stop = stop is None
+        self.stop = stop or Stop()
 
     # ------------------------------------------------------------------ public API
 
@@ -170,10 +213,12 @@ class Scheduler:
             self._on_step_done = on_step_done
         for thread in self._threads:
             thread.start()
-        previous_handler = self._catch_sigint()
+        self.stop.add_waker(lambda: self._done.put(("interrupt", None, None)))
+        sigint = self.stop.on_sigint() if self._owns_stop else contextlib.nullcontext()
         try:
-            self.add(steps)
-            self._loop()
+            with sigint:
+                self.add(steps)
+                self._loop()
         except KeyboardInterrupt:
             self._stop.set()
             for outcome in self.outcomes.values():
@@ -181,29 +226,13 @@ class Scheduler:
                     outcome.status = "interrupted"
             raise Interrupted("interrupted; submitted jobs are recorded for the next run") from None
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
             self._stop.set()
             for _ in self._threads:
                 self._work.put(None)
         return self.outcomes
 
-    def _catch_sigint(self) -> Any:
-        """Ctrl-C sets a flag that the loop reads between two steps of its work, so it can
-        never land between a submit and the commit of its job id; a second Ctrl-C is the
-        usual KeyboardInterrupt."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_sigint(signum: int, frame: Any) -> None:
-            self._interrupted = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            self._done.put(("interrupt", None, None))  # wake the loop if it waits
-
-        return signal.signal(signal.SIGINT, on_sigint)
-
     def _check_interrupt(self) -> None:
-        if self._interrupted:
+        if self.stop.is_set():
             raise KeyboardInterrupt
 
     def add(self, steps: Sequence[Any]) -> None:

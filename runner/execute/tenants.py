@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
+from runner.errors import Interrupted, RunnerError
 from runner.execute.engine import REPORT_NAME, RunOptions, RunResult, run_plan
+from runner.execute.scheduler import Stop
 from runner.execute.state import default_state_dir
 
 
@@ -76,7 +77,8 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
     """Run every tenant's plan at once and write one combined run report."""
     from runner.report import write_junit, write_report
 
-    shared = dataclasses.replace(options, write_report=False, junit=None)
+    stop = Stop()
+    shared = dataclasses.replace(options, write_report=False, junit=None, stop=stop)
     lock = threading.Lock()
 
     def event(value: Any) -> None:
@@ -97,10 +99,11 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
     started = time.time()
     threads = [threading.Thread(target=work, args=(run,), name=f"tenant-{run.tenant}",
                                 daemon=True) for run in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with stop.on_sigint():  # Ctrl-C reaches every tenant's scheduler between two steps
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
     report = combined_report(runs, started, time.time())
@@ -108,6 +111,8 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
     path = write_report(folder / REPORT_NAME, report).path
     if options.junit:
         write_junit(options.junit, report)
+    if stop.is_set():
+        raise Interrupted("interrupted; submitted jobs are recorded for the next run")
     return TenantsResult(list(runs), report, path)
 
 
