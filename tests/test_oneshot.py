@@ -277,3 +277,18 @@ def test_dash_o_prints_a_querys_records_on_stdout_fresh_each_time(sim, tmp_path:
     exported = runner("export", "links", "--link-type", "anyone", "--simulator", "-o", "-",
                       env=env)
     assert exported.returncode == 2 and "-o -" in exported.stderr
+
+
+def test_a_one_shot_never_replaces_a_playbooks_run_report_in_its_folder(sim, tmp_path: Path
+                                                                        ) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    theirs = out / "run-report.json"
+    theirs.write_text('{"the playbook\'s": "report"}', encoding="utf-8")
+    env = oneshot_env(sim, tmp_path / "state")
+
+    result = runner("query", "users", *connection_flags(sim), "-o", out / "users.jsonl", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (out / "users.jsonl").exists()
+    assert theirs.read_text(encoding="utf-8") == '{"the playbook\'s": "report"}'

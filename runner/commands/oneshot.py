@@ -434,7 +434,9 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
         ctx.invoke(run, playbook=str(playbook), state_dir=state_dir,
                    fresh=values["fresh"] or to_stdout, check=values["check"],
                    junit=values["junit"], as_json=values["as_json"] and not to_stdout,
-                   quiet=values["quiet"] or to_stdout)
+                   quiet=values["quiet"] or to_stdout,
+                   # never over a playbook's own report in a shared output folder
+                   report=state_dir / "run-report.json")
     except UserError as exc:
         raise UserError(speak_flags(str(exc), str(playbook), flag_names)) from None
     if to_stdout and not values["check"]:

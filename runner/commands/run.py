@@ -34,12 +34,15 @@ def _tags(values: Sequence[str]) -> frozenset[str]:
               "each inventory tenant has its own folder inside).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a JUnit XML report here (for CI).")
+@click.option("--report", "report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the run report here (default: run-report.json in the output folder).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run report as JSON on stdout (for pipelines).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only errors and the result.")
 def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: str | None,
         tags: Sequence[str], skip_tags: Sequence[str], check: bool, fresh: bool,
-        state_dir: Path | None, junit: Path | None, as_json: bool, quiet: bool) -> None:
+        state_dir: Path | None, junit: Path | None, as_json: bool, quiet: bool,
+        report: Path | None = None) -> None:
     from runner import planfile
     from runner.errors import UserError
     from runner.execute.engine import RunOptions, check_connection, run_plan
@@ -56,7 +59,8 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         compiled = planfile.compile_targets(playbook, extra_vars, inventory, limit)
     options = RunOptions(extra_vars=tuple(extra_vars), tags=_tags(tags),
                          skip_tags=_tags(skip_tags), check=check, fresh=fresh,
-                         state_dir=state_dir, junit=junit, run_facts=compiled.run_facts)
+                         state_dir=state_dir, junit=junit, run_facts=compiled.run_facts,
+                         report_path=report)
     runs = [TenantRun(c.tenant, c.playbook, c.plan) for c in compiled.tenants]
     if check:
         for one in runs:

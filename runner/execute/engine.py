@@ -43,6 +43,7 @@ class RunOptions:
     write_report: bool = True  # False when several tenants share one combined report
     run_facts: Any = None  # the plan's ``run`` values (a saved plan keeps its own)
     stop: Stop | None = None  # shared Ctrl-C of several tenants' schedulers
+    report_path: Path | None = None  # default: run-report.json in the output folder
 
 
 @dataclass
@@ -230,7 +231,8 @@ def run_plan(
 
     if not options.write_report:
         return result
-    result.report_path = write_run_report(output_dir / REPORT_NAME, result)
+    result.report_path = write_run_report(options.report_path or output_dir / REPORT_NAME,
+                                          result)
     if options.junit:
         write_junit(options.junit, result)
     return result

@@ -108,7 +108,7 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
         raise failures[0]
     report = combined_report(runs, started, time.time())
     folder = report_folder(runs)
-    path = write_report(folder / REPORT_NAME, report).path
+    path = write_report(options.report_path or folder / REPORT_NAME, report).path
     if options.junit:
         write_junit(options.junit, report)
     if stop.is_set():
