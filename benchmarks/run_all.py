@@ -229,31 +229,45 @@ def child_run(playbook: str, state_dir: str, floor: float) -> int:
     return result.exit_code
 
 
+def plan_playbook(directory: Path, sim: Simulator) -> Path:
+    return write_playbook(directory / "book.yml", sim, [
+        {"name": "Users", "user_summary": {}, "register": "users", "output": "users.jsonl"},
+        {"name": "Access of every user",
+         "user_access_export": {"emails": "{{ users | map(attribute='email') | list }}",
+                                "data_sources": ["teams"], "export_option": "summary_only"},
+         "output": "access/part-{{ chunk.number }}.zip"}])
+
+
+def first_run(playbook: Path, sim: Simulator) -> tuple[Child, int, float]:
+    """Run the plan from scratch: the child, its export Steps, and its CPU in run_plan."""
+    result = checked(child([sys.executable, __file__, "--child-run", str(playbook),
+                            str(playbook.parent / "state"), "0.01"], env=sim_env(sim)),
+                     "the large plan")
+    exports = sum(1 for s in report_steps(playbook)
+                  if s["status"] == "succeeded" and s["operation"] == "user_access_export")
+    return result, exports, json.loads(result.stdout)["cpu"]
+
+
 def plan_figures(work: Path, users: int) -> None:
     from runner.execute.registry import RecordFiles
     from runner.manifest import load_playbook
     from runner.plan import compile_plan, compile_task
 
-    print(f"large plan: {users:,} users", file=sys.stderr)
-    scale = sized_scale(users=users)
-    with Simulator(SimConfig(scale=scale, job_seconds=0)) as sim:
-        playbook = write_playbook(work / "plan" / "book.yml", sim, [
-            {"name": "Users", "user_summary": {}, "register": "users",
-             "output": "users.jsonl"},
-            {"name": "Access of every user",
-             "user_access_export": {"emails": "{{ users | map(attribute='email') | list }}",
-                                    "data_sources": ["teams"],
-                                    "export_option": "summary_only"},
-             "output": "access/part-{{ chunk.number }}.zip"}])
-        state = work / "plan" / "state"
-        first = checked(child([sys.executable, __file__, "--child-run", str(playbook),
-                               str(state), "0.01"], env=sim_env(sim)), "the large plan")
-        steps = report_steps(playbook)
-        exports = sum(1 for s in steps if s["status"] == "succeeded" and
-                      s["operation"] == "user_access_export")
+    print(f"large plan: {users:,} users (and {users // 10:,} to compare)", file=sys.stderr)
+    with Simulator(SimConfig(scale=sized_scale(users=users // 10), job_seconds=0)) as sim:
+        _, small_exports, small_cpu = first_run(plan_playbook(work / "plan-small", sim), sim)
+    shutil.rmtree(work / "plan-small")
+    with Simulator(SimConfig(scale=sized_scale(users=users), job_seconds=0)) as sim:
+        playbook = plan_playbook(work / "plan", sim)
+        state = playbook.parent / "state"
+        first, exports, cpu = first_run(playbook, sim)
         row(f"first run, {users:,} users -> {exports:,} exports", f"{first.wall:.1f} s",
             f"jobs of 0 s, polls every 10 ms; runner CPU {first.cpu:.1f} s, "
             f"peak RSS {first.peak_mib:.0f} MiB")
+        per_small, per_large = small_cpu / small_exports * 1000, cpu / exports * 1000
+        row(f"runner CPU per export Step, {exports // 10:,} vs {exports:,} Steps",
+            f"{per_small:.1f} vs {per_large:.1f} ms", f"ratio {per_large / per_small:.2f}: "
+            "the cost per Step does not grow with the plan")
 
         # Compiling: the playbook, then the deferred task over the 200,000 registered users.
         os.environ[PASSWORD_VAR] = sim.credentials.pfx_password
