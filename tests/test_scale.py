@@ -235,3 +235,40 @@ def test_prefetched_pages_arrive_in_order_with_the_error_last() -> None:
         if page == 3:
             break
     assert len(fetched) <= 3 + 2 + 2  # the helper stops a page or two after the consumer
+
+
+def test_only_tasks_that_depend_on_nothing_but_playbook_and_registers_are_remembered(
+        tmp_path: Path) -> None:
+    from runner.execute.registry import _pure
+    from runner.manifest import load_playbook
+
+    playbook = tmp_path / "book.yml"
+    playbook.write_text("""\
+version: 1
+name: purity
+connection: {simulator: true}
+vars:
+  plain: "{{ users | map(attribute='email') | list }}"
+  dated: "{{ plain if run.date else [] }}"
+  lucky: "{{ users | random }}"
+tasks:
+  - {name: Users, user_summary: {}, register: users, output: users.jsonl}
+  - name: Pure
+    user_access_export: {emails: "{{ plain }}", data_sources: [teams],
+                         export_option: summary_only}
+    output: "a/{{ chunk.number }}.zip"
+  - name: Dated through a var
+    user_access_export: {emails: "{{ dated }}", data_sources: [teams],
+                         export_option: summary_only}
+    output: "b/{{ chunk.number }}.zip"
+  - name: Random through a var
+    user_access_export: {emails: ["{{ lucky.email }}"], data_sources: [teams],
+                         export_option: summary_only}
+    output: "c/{{ chunk.number }}.zip"
+  - name: Env
+    user_access_export: {emails: "{{ plain }}", data_sources: [teams],
+                         export_option: summary_only}
+    output: "{{ env('HOME') | length }}/{{ chunk.number }}.zip"
+""", encoding="utf-8")
+    book = load_playbook(playbook)
+    assert [_pure(book, task) for task in book.tasks[1:]] == [True, False, False, False]

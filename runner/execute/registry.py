@@ -17,8 +17,8 @@ that the 2,000 Steps they lead to are done.  ``Registry.compile`` therefore keep
 deferred task's compiled Steps in the state directory (``compiled/``), keyed by what they
 were compiled from: the playbook's fingerprint (text, vars, extra vars), the task, and the
 sha256 of every file of the registers it reads.  A task whose templates (or the vars they
-read) use ``run``, ``env()``, ``lookup()`` or ``playbook_dir`` may compile differently from
-the same inputs, so it is always compiled afresh.
+read) use ``run``, ``env()``, ``lookup()``, ``playbook_dir`` or ``random`` may compile
+differently from the same inputs, so it is always compiled afresh.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ MEMO_DIRNAME = "compiled"
 MEMO_VERSION = 1
 # Template names whose value is not a function of the playbook and the registers.
 _IMPURE = frozenset({"run", "env", "lookup", "playbook_dir"})
+_RANDOM = ("random", "lipsum")  # Jinja's random filter and lorem-ipsum global (by name)
 
 
 def iter_records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
@@ -233,21 +234,22 @@ def _pure(playbook: Any, task: Any) -> bool:
     from runner.templating import is_template, references
 
     names: set[str] = set()
-    for value in (task.args, task.output, task.loop, task.when):
-        for text in _strings(value):
-            if is_template(text):
-                names |= references(text)
+    texts = [t for v in (task.args, task.output, task.loop, task.when) for t in _strings(v)]
     var_refs: Mapping[str, frozenset[str]] = getattr(playbook, "var_refs", {})
     seen: set[str] = set()
-    pending = [n for n in names if n in playbook.vars]
-    while pending:  # the vars it reads, and the vars they read
-        name = pending.pop()
-        if name in seen:
+    while texts:
+        text = texts.pop()
+        if not is_template(text):
             continue
-        seen.add(name)
-        read = set(var_refs.get(name, ()))
+        if any(word in text for word in _RANDOM):
+            return False
+        read = references(text)
         names |= read
-        pending.extend(n for n in read if n in playbook.vars)
+        for name in read - seen:  # the vars it reads, and the vars they read
+            if name in playbook.vars:
+                seen.add(name)
+                names |= var_refs.get(name, frozenset())
+                texts.extend(_strings(playbook.vars[name]))
     return not names & _IMPURE
 
 
