@@ -272,3 +272,20 @@ tasks:
 """, encoding="utf-8")
     book = load_playbook(playbook)
     assert [_pure(book, task) for task in book.tasks[1:]] == [True, False, False, False]
+
+
+def test_a_bad_certificate_still_stops_the_run_with_exit_2_at_its_line(sim, tmp_path: Path
+                                                                        ) -> None:
+    # The connection opens on first use (a finished re-run never opens it), and a failure
+    # to open it still ends the run at once, pointing at the playbook.
+    playbook = write_playbook(tmp_path, sim, [
+        {"name": "Users", "user_summary": {}, "output": "users.jsonl"},
+        {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links.zip"}])
+    env = {**env_for(sim), "SIM_PFX_PASSWORD": "not the password"}
+
+    result = runner("run", playbook, "-q", env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert "playbook.yml:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "reports" / "users.jsonl").exists()
+    assert sim.log.entries == []

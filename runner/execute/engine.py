@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -73,11 +74,46 @@ class RunResult:
 # ------------------------------------------------------------------------ the service
 
 
+class LazyConnection:
+    """The connection, opened on first use (thread-safe).
+
+    A re-run with nothing left to do makes no request, so it need not import the HTTP and
+    crypto stacks, load the certificate or start an embedded simulator either.  If opening
+    fails, every use raises the same error, marked ``stops_run``: the scheduler then ends
+    the run with it (a bad certificate is exit 2, as when it was opened first).
+    """
+
+    def __init__(self, stack: contextlib.ExitStack, opener: Callable[[], Any]) -> None:
+        self._stack = stack
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._error: BaseException | None = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._client is None:
+                try:
+                    self._client = self._stack.enter_context(self._opener())
+                except RunnerError as error:
+                    error.stops_run = True  # type: ignore[attr-defined]
+                    self._error = error
+                    raise
+            return self._client
+
+
 class ClientJobApi:
-    """The scheduler's view of an ``InsightsClient``."""
+    """The scheduler's view of an ``InsightsClient`` (or of a ``LazyConnection``)."""
 
     def __init__(self, client: Any) -> None:
-        self.client = client
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        source = self._client
+        return source.get() if isinstance(source, LazyConnection) else source
 
     def submit(self, step: Any) -> int:
         return self.client.submit(step.operation, step.request)
@@ -186,9 +222,9 @@ def run_plan(
 
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(StateStore.open(state_dir))
-        client = stack.enter_context(
-            open_connection(plan, Path(plan.playbook).parent, options.simulator_options,
-                            playbook))
+        client = LazyConnection(stack, functools.partial(
+            open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
+            playbook))
         if options.fresh:
             store.clear_steps()
         run_id = store.begin_run(plan.playbook, plan.fingerprint)

@@ -350,7 +350,7 @@ class Scheduler:
                 status = self.api.status(job.step, job.job_id)
             except RunnerError as error:
                 job.poll_errors += 1
-                if isinstance(error, FATAL):
+                if _fatal(error):
                     raise
                 if _job_unknown(error):
                     # The service no longer knows the job (expired, or the service was
@@ -491,7 +491,7 @@ class Scheduler:
     # ------------------------------------------------------------------ endings
 
     def _fail(self, step: Any, error: BaseException) -> None:
-        if isinstance(error, FATAL):
+        if _fatal(error):
             # The client has already retried: the service is out of reach or refuses us.
             # Stop the run (exit 3) and leave this Step's state as it is for the next run.
             raise error
@@ -564,6 +564,12 @@ def _prefetched(pages: Iterator[Any], stop: threading.Event, depth: int = 2
             yield value
     finally:
         quit_.set()
+
+
+def _fatal(error: BaseException) -> bool:
+    """Errors no other Step could get past either, and the connection failing to open
+    (``engine.LazyConnection`` marks those ``stops_run``)."""
+    return isinstance(error, FATAL) or getattr(error, "stops_run", False)
 
 
 def _job_unknown(error: RunnerError) -> bool:
