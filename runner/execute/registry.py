@@ -192,9 +192,9 @@ class Registry:
         (``compile_task(playbook, task_index, registered=...)``) and remembered."""
         memo = self._memo_path(playbook, task_index, state_dir)
         if memo is not None:
-            steps = _load_steps(memo)
-            if steps is not None:
-                return steps
+            remembered = _load_steps(memo)
+            if remembered is not None:
+                return remembered
         steps = compile_task(playbook, task_index, registered=self.values)
         if memo is not None:
             _save_steps(memo, steps)
