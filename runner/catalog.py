@@ -223,6 +223,7 @@ EXPORT_STATUS = ApiEnum(
     ),
     "Status of an export job (the reference documents 1-3; the client library also 0, 4-6).",
 )
+STATUS_NONE = 0
 STATUS_IN_PROGRESS = 1
 STATUS_SUCCEEDED = 2
 STATUS_FAILED = 3

@@ -218,6 +218,7 @@ def run_plan(
     steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
     registry = Registry(plan, output_dir)
     registry.expect(steps)
+    known = list(plan.steps)  # every Step planned so far: a deferred task may not collide
     interrupted = False
 
     with contextlib.ExitStack() as stack:
@@ -242,7 +243,9 @@ def run_plan(
                 # before: a re-run need not read a large register again.
                 compiled = registry.compile(
                     playbook, task.task_index, state_dir,
-                    functools.partial(compile_task, run_facts=options.run_facts))
+                    functools.partial(compile_task, run_facts=options.run_facts,
+                                      existing=tuple(known)))
+                known.extend(compiled)
                 new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)
                 store.register_steps(run_id, new)

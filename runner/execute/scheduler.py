@@ -78,6 +78,7 @@ class PollPolicy:
     floor: float = 0.5
     ceiling: float = 30.0
     fraction: float = 0.03
+    max_job_seconds: float = 12 * 3600  # then the Step fails; the job may still finish
 
     def delay(self, age: float) -> float:
         return max(self.floor, min(self.ceiling, self.fraction * age))
@@ -135,7 +136,8 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     job_id: int | str | None = None
     attempts: int = 0
-    job_failures: int = 0  # jobs of this Step that ended failed or stopped, this run
+    job_failures: int = 0  # tries of this Step that failed this run (jobs, downloads, pages)
+    resubmitted_unknown: bool = False  # a re-attached job was unknown and submitted anew
     bytes: int | None = None
     sha256: str | None = None
     records: int | None = None
@@ -151,9 +153,12 @@ class _Job:
     submitted: float
     next_poll: float
     poll_errors: int = 0
+    reattached: bool = False  # found submitted by an earlier run
+    odd_answers: int = 0  # status codes that are not a job's (0, or unknown ones)
 
 
 Event = tuple[str, Any]  # (kind, payload) for progress displays
+ODD_STATUS_LIMIT = 5  # status answers of 0 or an unknown code before the Step fails
 
 
 class Scheduler:
@@ -240,6 +245,8 @@ class Scheduler:
         states = self.store.steps_of(step.id for step in steps)
         now = self.clock()
         for step in steps:
+            if step.id in self.outcomes:  # already scheduled: the same request and output
+                continue
             outcome = self.outcomes.setdefault(step.id, Outcome(step))
             state = states.get(step.id)
             if state is None:
@@ -270,7 +277,7 @@ class Scheduler:
         if step.kind == "export":
             if state.status in (S.SUBMITTED, S.DOWNLOADING) and state.job_id is not None:
                 # Re-attach: the job is (or was) on the service; poll it, never resubmit.
-                self._jobs[step.id] = _Job(step, state.job_id, now, now)
+                self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True)
                 self._emit("reattached", step)
             elif state.status == S.SUBMITTING:
                 outcome.warnings.append(
@@ -353,27 +360,52 @@ class Scheduler:
                 if _fatal(error):
                     raise
                 if _job_unknown(error):
-                    # The service no longer knows the job (expired, or the service was
-                    # reset since the last run): the only way to the report is a new job.
                     del self._jobs[step_id]
-                    self.store.requeue(step_id, f"the service no longer knows job {job.job_id}")
-                    self.outcomes[step_id].warnings.append(
-                        f"job {job.job_id} was unknown to the service; submitted again")
-                    self._exports.append(job.step)
-                    continue
-                if not error.transient or job.poll_errors > self.max_poll_errors:
+                    self._job_unknown(job)
+                elif not error.transient or job.poll_errors > self.max_poll_errors:
                     del self._jobs[step_id]
                     self._fail(job.step, error)
                 else:
                     job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
                 continue
             if status not in catalog.TERMINAL_STATUSES:
-                job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
+                problem = self._still_running_problem(job, status, now)
+                if problem is None:
+                    job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
+                else:
+                    del self._jobs[step_id]
+                    self._fail(job.step, RunnerError(problem))
                 continue
             del self._jobs[step_id]  # the slot is free from this moment
             self._emit("job_finished", job.step)
             self._job_ended(job, status)
             now = self.clock()
+
+    def _still_running_problem(self, job: _Job, status: int, now: float) -> str | None:
+        """Why to stop waiting for a job that is not finished, if there is a reason."""
+        if status not in catalog.EXPORT_STATUS.codes or status == catalog.STATUS_NONE:
+            job.odd_answers += 1  # an answer that means nothing about the job
+            if job.odd_answers > ODD_STATUS_LIMIT:
+                return f"export job {job.job_id}: the service keeps answering status {status}"
+        if now - job.submitted > self.poll.max_job_seconds:
+            hours = self.poll.max_job_seconds / 3600
+            return (f"export job {job.job_id} was still not finished after {hours:g} h; "
+                    "gave up waiting (it may still finish on the service)")
+        return None
+
+    def _job_unknown(self, job: _Job) -> None:
+        """The service answers 404 for the job.  After a re-attach the job may simply have
+        expired (or the service was reset): submit it anew, once.  Otherwise it is a
+        failure of the job, counted against the task's retries."""
+        outcome = self.outcomes[job.step.id]
+        reason = f"the service no longer knows job {job.job_id}"
+        if job.reattached and not outcome.resubmitted_unknown:
+            outcome.resubmitted_unknown = True
+            self.store.requeue(job.step.id, reason)
+            outcome.warnings.append(f"{reason}; submitted again")
+            self._exports.append(job.step)
+            return
+        self._retry_or_fail(job.step, reason, lambda: self._resubmit(job.step, reason))
 
     def _job_ended(self, job: _Job, status: int) -> None:
         step, outcome = job.step, self.outcomes[job.step.id]
@@ -384,15 +416,23 @@ class Scheduler:
                 self.store.downloading(step.id)
             self._dispatch(step, self._download, job.job_id)
             return
-        label = catalog.EXPORT_STATUS.label(status)
+        reason = f"export job {job.job_id} ended: {catalog.EXPORT_STATUS.label(status)}"
+        self._retry_or_fail(step, reason, lambda: self._resubmit(step, reason))
+
+    def _retry_or_fail(self, step: Any, reason: str, again: Callable[[], None]) -> None:
+        """One more try of the Step (``again``) while its task's ``retries`` last."""
+        outcome = self.outcomes[step.id]
         outcome.job_failures += 1
-        if outcome.job_failures <= step.retries:
-            self.store.requeue(step.id, f"job {job.job_id} ended: {label}")
-            outcome.warnings.append(f"job {job.job_id} ended ({label}); submitted again")
-            self._exports.append(step)
-            self._emit("retry", step)
-        else:
-            self._fail(step, RunnerError(f"export job {job.job_id} ended: {label}"))
+        if outcome.job_failures > step.retries:
+            self._fail(step, RunnerError(reason))
+            return
+        outcome.warnings.append(f"{reason}; trying again")
+        self._emit("retry", step)
+        again()
+
+    def _resubmit(self, step: Any, reason: str) -> None:
+        self.store.requeue(step.id, reason)
+        self._exports.append(step)
 
     # ------------------------------------------------------------------ workers
 
@@ -424,6 +464,11 @@ class Scheduler:
         if kind == "error":
             if isinstance(payload, KeyboardInterrupt):
                 raise payload
+            if isinstance(payload, RunnerError) and payload.transient and not _fatal(payload):
+                # The client's own retries are spent: try the download or the query again
+                # (from the bytes or the page it reached) while the task's retries last.
+                self._retry_or_fail(step, str(payload), lambda: self._again(step))
+                return
             self._fail(step, payload)
             return
         info: outputs.FileInfo = payload
@@ -432,6 +477,13 @@ class Scheduler:
                                      records=getattr(info, "records", None))
         self._finish(self.outcomes[step.id], "succeeded", bytes=info.size, sha256=info.sha256,
                      records=state.records if step.kind == "query" else None)
+
+    def _again(self, step: Any) -> None:
+        state = self.store.step(step.id)
+        if step.kind == "export":
+            self._dispatch(step, self._download, state.job_id)
+        else:
+            self._dispatch(step, self._query, state)
 
     def _download(self, step: Any, job_id: int | str) -> outputs.FileInfo:
         self._emit("downloading", step)

@@ -1,0 +1,82 @@
+"""What the runner does when the service misbehaves in ways its faults do not cover, and
+when a playbook's tasks would step on each other's files: each ends, with a clear result."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from run_support import env_for, report, runner, submits, write_playbook
+
+from runner.sim import Faults
+
+
+def answer_status_with(sim, body: dict, status: str = "200 OK") -> None:
+    """Every export status request gets ``body`` (a gateway or a service gone wrong)."""
+    real: Callable = sim._server.app
+
+    def app(environ, start_response):
+        path = environ["PATH_INFO"].lower()
+        if environ["REQUEST_METHOD"] == "GET" and path.endswith("/export/status"):
+            start_response(status, [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        return real(environ, start_response)
+
+    sim._server.app = app
+
+
+LINKS = [{"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links.zip",
+          "retries": 1}]
+
+
+def test_a_job_the_service_does_not_know_is_retried_then_fails(sim, tmp_path: Path) -> None:
+    answer_status_with(sim, {"status": 404, "message": "The export was not found."},
+                       "404 Not Found")
+    playbook = write_playbook(tmp_path, sim, LINKS)
+
+    result = runner("run", playbook, env=env_for(sim), timeout=60)
+
+    assert result.returncode == 1, result.stderr
+    assert len(submits(sim)) == 2  # the first try and one retry, not one per poll
+    step = report(playbook)["steps"][0]
+    assert "no longer knows" in step["error"]
+
+
+def test_a_status_that_means_nothing_ends_the_step(sim, tmp_path: Path) -> None:
+    answer_status_with(sim, {"status": 0, "description": ""})
+    playbook = write_playbook(tmp_path, sim, LINKS)
+
+    result = runner("run", playbook, env=env_for(sim), timeout=60)
+
+    assert result.returncode == 1, result.stderr
+    assert "keeps answering status 0" in report(playbook)["steps"][0]["error"]
+
+
+def test_downloads_that_keep_failing_are_retried_within_retries(sim, tmp_path: Path) -> None:
+    sim.set_faults(Faults(truncate_rate=1.0))
+    playbook = write_playbook(tmp_path, sim, LINKS)
+
+    result = runner("run", playbook, env=env_for(sim), timeout=120)
+
+    assert result.returncode == 1, result.stderr
+    step = report(playbook)["steps"][0]
+    assert any("trying again" in warning for warning in step["warnings"])
+    assert len(submits(sim)) == 1  # the finished job's file is fetched again, not a new job
+    assert not (tmp_path / "reports" / "links.zip").exists()
+
+
+def test_a_deferred_task_may_not_write_another_tasks_file(sim, tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, sim, [
+        {"name": "Users", "user_summary": {}, "register": "users", "output": "users.jsonl"},
+        {"name": "Their permissions", "user_permissions": {
+            "emails": "{{ users | map(attribute='email') | list }}"},
+         "output": "users.jsonl"},
+    ])
+
+    result = runner("run", playbook, env=env_for(sim))
+
+    assert result.returncode == 2, result.stderr
+    assert "users.jsonl" in result.stderr and "Traceback" not in result.stderr
+    lines = (tmp_path / "reports" / "users.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) == sim.tenant.user_count  # the first task's report is intact
