@@ -122,6 +122,9 @@ class JobFailed(ServiceError):
 class UnreachableError(RunnerError):
     exit_code = 3
     transient = True
+    # False when the request surely never left (no connection was made): sending it again
+    # cannot duplicate anything.  True when it may have reached the service.
+    request_sent = True
 
 
 class AuthError(RunnerError):

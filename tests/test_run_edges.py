@@ -80,3 +80,27 @@ def test_a_deferred_task_may_not_write_another_tasks_file(sim, tmp_path: Path) -
     assert "users.jsonl" in result.stderr and "Traceback" not in result.stderr
     lines = (tmp_path / "reports" / "users.jsonl").read_text("utf-8").splitlines()
     assert len(lines) == sim.tenant.user_count  # the first task's report is intact
+
+
+def test_a_submit_whose_answer_is_lost_is_sent_again_with_a_warning(sim, tmp_path: Path
+                                                                    ) -> None:
+    real: Callable = sim._server.app
+    lost = []
+
+    def app(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and "link/permission/export" in \
+                environ["PATH_INFO"].lower() and not lost:
+            lost.append(b"".join(real(environ, lambda *args: None)))  # the job is created...
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"The service is temporarily unavailable."]  # ...but its id is lost
+        return real(environ, start_response)
+
+    sim._server.app = app
+    playbook = write_playbook(tmp_path, sim, LINKS)
+
+    result = runner("run", playbook, env=env_for(sim))
+
+    assert result.returncode == 0, result.stderr
+    assert len(lost) == 1 and len(submits(sim)) == 2  # no silent retry inside the client
+    warnings = report(playbook)["steps"][0]["warnings"]
+    assert any("may hold a job" in warning for warning in warnings)

@@ -17,6 +17,7 @@ body (the service reports some failures there).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +42,7 @@ from .auth import CertificateAuth
 from .connection import ConnectionSettings
 from .credentials import Credential
 from .download import Downloaded, download
-from .retry import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy, SubmitPolicy, parse_retry_after
 from .transport import Transport, check_status, new_session, service_message
 
 log = logging.getLogger("runner.client.api")
@@ -239,9 +240,15 @@ class InsightsClient:
             url,
             operation=op.name,
             check=check_body(op),
+            retry=self._policy(op),
             **kwargs,
         )
         return response.json()
+
+    def _policy(self, op: Operation) -> RetryPolicy | None:
+        if op.is_export:  # a retried submit could create a second job: see SubmitPolicy
+            return SubmitPolicy(**dataclasses.asdict(self.transport.retry))
+        return None  # the transport's own
 
     # -- paging
 

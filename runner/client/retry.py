@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from runner.errors import RateLimited, RunnerError, SlotsBusy
+from runner.errors import RateLimited, RunnerError, SlotsBusy, UnreachableError
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,19 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
+class SubmitPolicy(RetryPolicy):
+    """Retries for a request that creates an export job: only where the service surely did
+    not act on it (a 429, or a connection that was never made).  A 5xx or a connection
+    dropped after sending may have created the job, so the scheduler decides, and says so."""
+
+    def next_delay(self, error: RunnerError, attempt: int, slept: float,
+                   rng: random.Random | None = None) -> float | None:
+        sure = isinstance(error, RateLimited) or (
+            isinstance(error, UnreachableError) and not error.request_sent)
+        return super().next_delay(error, attempt, slept, rng) if sure else None
 
 
 def retryable(error: RunnerError) -> bool:

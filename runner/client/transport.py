@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from runner import __version__
 from runner.errors import (
@@ -149,9 +150,13 @@ class Transport:
                 "(REQUESTS_CA_BUNDLE) or, for a test service only, set verify_tls: false"
             ) from exc
         except requests.exceptions.Timeout as exc:
-            raise UnreachableError(f"{_host(url)}: timed out ({operation or _path(url)})") from exc
+            error = UnreachableError(f"{_host(url)}: timed out ({operation or _path(url)})")
+            error.request_sent = not _before_sending(exc)
+            raise error from exc
         except requests.exceptions.RequestException as exc:
-            raise UnreachableError(f"{_host(url)}: cannot connect ({_reason(exc)})") from exc
+            error = UnreachableError(f"{_host(url)}: cannot connect ({_reason(exc)})")
+            error.request_sent = not _before_sending(exc)
+            raise error from exc
         log.debug(
             "%s %s -> %d (%.3f s)",
             method,
@@ -160,6 +165,17 @@ class Transport:
             time.monotonic() - started,
         )
         return response
+
+
+def _before_sending(exc: requests.exceptions.RequestException) -> bool:
+    """Did the request fail before any byte of it left (connection refused, DNS, connect
+    time-out)?  Then the service cannot have acted on it."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError
+                      | urllib3.exceptions.NameResolutionError)
 
 
 def check_status(response: requests.Response) -> None:

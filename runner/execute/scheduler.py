@@ -32,6 +32,7 @@ and sleep are injected so the policy can be tested without waiting.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import signal
 import threading
@@ -322,8 +323,18 @@ class Scheduler:
                 self._emit("slots_busy", step)
                 return
             except RunnerError as error:
-                self._fail(step, error)
-                continue
+                if not _maybe_created(error):
+                    if isinstance(error, UnreachableError):  # never sent: nothing to fear
+                        self.store.requeue(step.id, str(error))
+                    self._fail(step, error)
+                    continue
+                # The service may have created the job although we have no id for it:
+                # submit again (the task's retries bound it) and say so in the report.
+                reason = (f"submitting failed ({error}); the service may hold a job for it "
+                          "that this run does not track")
+                self._retry_or_fail(step, reason, functools.partial(self._resubmit, step, reason))
+                self._busy_until = now + self.poll.floor
+                return
             self._busy_backoff = 0.0
             self.store.submitted(step.id, job_id)
             outcome.job_id = job_id
@@ -616,6 +627,13 @@ def _prefetched(pages: Iterator[Any], stop: threading.Event, depth: int = 2
             yield value
     finally:
         quit_.set()
+
+
+def _maybe_created(error: RunnerError) -> bool:
+    """A submit that failed after it may have reached the service (5xx, dropped)."""
+    if isinstance(error, UnreachableError):
+        return error.request_sent
+    return error.transient and not isinstance(error, SlotsBusy) and not _fatal(error)
 
 
 def _fatal(error: BaseException) -> bool:
