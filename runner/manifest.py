@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from runner import catalog, diagnose, schema, templating, yamlsource
+from runner import catalog, diagnose, layout, schema, templating, yamlsource
 from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
@@ -275,7 +275,7 @@ def output_problem(value: str) -> tuple[str, str | None]:
         return value, f"{value!r} leaves output_dir"
     if normal == ".":
         return value, "must name a file"
-    return normal, None
+    return normal, layout.reserved_output_problem(normal)
 
 
 @functools.cache

@@ -28,7 +28,8 @@ class DataCenter:
 
 
 def _dc(alias: str, name: str, cloud: str = "commercial") -> DataCenter:
-    return DataCenter(alias, name, f"https://graph-{alias}.avepointonlineservices.com/insights", cloud)
+    url = f"https://graph-{alias}.avepointonlineservices.com/insights"
+    return DataCenter(alias, name, url, cloud)
 
 
 DATA_CENTERS: tuple[DataCenter, ...] = (

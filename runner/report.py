@@ -25,7 +25,6 @@ from runner.execute.outputs import FileInfo, write_atomic
 from runner.secret import Secret
 
 REPORT_VERSION = 1
-REPORT_NAME = "run-report.json"
 STEP_STATUSES = ("succeeded", "failed", "skipped", "pending", "interrupted")
 
 _NULLABLE_STR = {"type": ["string", "null"]}

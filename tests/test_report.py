@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from runner.execute.state import StateStore
+from runner.layout import REPORT_NAME
 from runner.report import (
-    REPORT_NAME,
     RUN_REPORT_SCHEMA,
     build_report,
     human_size,

@@ -104,3 +104,16 @@ def test_a_submit_whose_answer_is_lost_is_sent_again_with_a_warning(sim, tmp_pat
     assert len(lost) == 1 and len(submits(sim)) == 2  # no silent retry inside the client
     warnings = report(playbook)["steps"][0]["warnings"]
     assert any("may hold a job" in warning for warning in warnings)
+
+
+def test_an_output_may_not_take_the_runners_own_files(sim, tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, sim, [
+        {"name": "A", "user_summary": {}, "output": "run-report.json"},
+        {"name": "B", "group_summary": {}, "output": ".insights-runner/state.db"},
+    ], output_dir=".")
+
+    result = runner("validate", playbook)
+
+    assert result.returncode == 2
+    assert "where the run report goes" in result.stdout
+    assert "the runner's state" in result.stdout

@@ -25,8 +25,7 @@ from runner.execute import outputs
 from runner.execute.registry import Registry
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore, default_state_dir
-
-REPORT_NAME = "run-report.json"
+from runner.layout import REPORT_NAME
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runner.errors import RunnerError, StateLockedError, UserError
+from runner.layout import STATE_DIRNAME
 from runner.secret import Secret
 
-STATE_DIRNAME = ".insights-runner"
 DB_NAME = "state.db"
 LOCK_NAME = "lock"
 SCHEMA_VERSION = 1
