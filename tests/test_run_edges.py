@@ -117,3 +117,21 @@ def test_an_output_may_not_take_the_runners_own_files(sim, tmp_path: Path) -> No
     assert result.returncode == 2
     assert "where the run report goes" in result.stdout
     assert "the runner's state" in result.stdout
+
+
+def test_fresh_forgets_only_its_own_playbooks_state(sim, tmp_path: Path) -> None:
+    import yaml
+
+    first = write_playbook(tmp_path, sim, LINKS)
+    second = tmp_path / "second.yml"
+    document = yaml.safe_load(first.read_text("utf-8"))
+    document["tasks"] = [{"name": "Users", "user_summary": {}, "output": "users.jsonl"}]
+    second.write_text(yaml.safe_dump(document), encoding="utf-8")
+    assert runner("run", first, env=env_for(sim)).returncode == 0
+    assert runner("run", second, env=env_for(sim)).returncode == 0
+    sim.log.clear()
+
+    assert runner("run", second, "--fresh", env=env_for(sim)).returncode == 0
+    assert runner("run", first, env=env_for(sim)).returncode == 0
+
+    assert submits(sim) == []  # the first playbook's finished export was not forgotten

@@ -226,7 +226,7 @@ def run_plan(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
         if options.fresh:
-            store.clear_steps()
+            store.clear_steps(plan.playbook)
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,

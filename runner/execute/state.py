@@ -508,10 +508,16 @@ class StateStore:
                 "WHERE status = 'failed'", (self._clock(),))
             return cursor.rowcount
 
-    def clear_steps(self) -> int:
-        """``--fresh``: forget every Step's state.  Files (the user's, or partial) are kept."""
+    def clear_steps(self, playbook: str | os.PathLike[str] | None = None) -> int:
+        """``--fresh``: forget the state of the Steps last run by ``playbook`` (of every
+        Step when None).  Other playbooks sharing the state directory keep theirs, and
+        files (the user's, or partial) are kept."""
         with self._tx() as conn:
-            return conn.execute("DELETE FROM steps").rowcount
+            if playbook is None:
+                return conn.execute("DELETE FROM steps").rowcount
+            return conn.execute(
+                "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE playbook = ?)",
+                (os.fspath(playbook),)).rowcount
 
     # ------------------------------------------------------------------ transitions
 
