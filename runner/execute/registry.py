@@ -208,7 +208,11 @@ class Registry:
         inputs = {name: self._identity.get(name) for name in sorted(task.needs)}
         if any(value is None for value in inputs.values()):
             return None
-        key = json.dumps([MEMO_VERSION, self.fingerprint, task_index, inputs],
+        from runner.plan import PLAN_FORMAT_VERSION, Step
+
+        # The shape of a Step counts too: a runner that plans differently compiles again.
+        shape = [PLAN_FORMAT_VERSION, sorted(Step.__dataclass_fields__)]
+        key = json.dumps([MEMO_VERSION, shape, self.fingerprint, task_index, inputs],
                          sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:40]
         return Path(state_dir) / MEMO_DIRNAME / f"task{task_index}-{digest}.json"
