@@ -48,6 +48,7 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
         "status": {"type": "string"},
         "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
         "skipped_tasks": {"type": "array", "items": {"type": "string"}},
+        "error": _NULLABLE_STR,
         "steps": {
             "type": "array",
             "items": {
@@ -87,8 +88,12 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
 
 def build_report(*, playbook: str | Path, run_id: int | str | None, started: float | None,
                  finished: float | None, status: str, rows: Iterable[Any],
-                 name: str | None = None, skipped_tasks: Iterable[str] = ()) -> dict[str, Any]:
-    """The run report as a plain dict (``version`` 1); see ``RUN_REPORT_SCHEMA``."""
+                 name: str | None = None, skipped_tasks: Iterable[str] = (),
+                 error: str | None = None) -> dict[str, Any]:
+    """The run report as a plain dict (``version`` 1); see ``RUN_REPORT_SCHEMA``.
+
+    ``error``: why the run stopped before its Steps were done (unreachable service, ...).
+    """
     steps = [step_entry(row) for row in rows]
     summary = Counter(step["status"] for step in steps)
     return {
@@ -101,6 +106,7 @@ def build_report(*, playbook: str | Path, run_id: int | str | None, started: flo
         "status": str(status),
         "summary": {key: summary.get(key, 0) for key in sorted({*STEP_STATUSES, *summary})},
         "skipped_tasks": [str(task) for task in skipped_tasks],
+        "error": error,
         "steps": steps,
     }
 
@@ -119,7 +125,8 @@ def report_from_result(result: Any) -> dict[str, Any]:
                         started=getattr(result, "started", None),
                         finished=getattr(result, "finished", None), status=status,
                         rows=outcomes, name=getattr(result, "name", None),
-                        skipped_tasks=getattr(result, "skipped_tasks", ()))
+                        skipped_tasks=getattr(result, "skipped_tasks", ()),
+                        error=getattr(result, "error", None))
 
 
 def _as_report(report_or_result: Any) -> Mapping[str, Any]:

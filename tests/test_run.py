@@ -197,6 +197,8 @@ def test_unreachable_service_exits_3(tmp_path: Path, sim) -> None:
 
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
+    run = report(playbook)  # this run's report, not a stale one: it says why it stopped
+    assert run["status"] == "failed" and "127.0.0.1:9" in run["error"]
 
 
 def test_status_shows_what_the_state_holds(sim, tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ class RunResult:
     started: float
     finished: float
     interrupted: bool = False
+    error: str | None = None  # why the run stopped early (exit 3), if it did
 
     @property
     def failed(self) -> list[Outcome]:
@@ -255,7 +256,16 @@ def run_plan(
             outcomes = scheduler.run(steps, on_step_done=on_step_done)
         except RunnerError as error:
             if error.exit_code != 130:
+                # The run cannot go on (service unreachable, credentials refused...): say so
+                # in this run's report rather than leave the last run's in its place.
                 store.finish_run(run_id, RunStatus.FAILED)
+                stopped = RunResult(run_key, plan.playbook, output_dir, None,
+                                    list(scheduler.outcomes.values()), [], started,
+                                    time.time(), error=str(error))
+                if options.write_report:
+                    write_run_report(options.report_path or output_dir / REPORT_NAME, stopped)
+                    if options.junit:
+                        write_junit(options.junit, stopped)
                 raise
             interrupted = True
             outcomes = scheduler.outcomes
