@@ -23,7 +23,7 @@ def connection_for(sim: Any) -> dict[str, Any]:
         "identity_url": sim.identity_url,
         "client_id": sim.client_id,
         "certificate": {"path": str(sim.credentials.pfx_path),
-                        "password": "{{ env('%s') }}" % PASSWORD_VAR},
+                        "password": "{{ env('" + PASSWORD_VAR + "') }}"},
     }
 
 

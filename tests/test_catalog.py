@@ -20,7 +20,8 @@ def test_every_endpoint_of_the_reference_is_in_the_catalog(reference_text: str) 
 
 
 def test_every_data_center_of_the_reference_is_in_the_table(reference_text: str) -> None:
-    urls = set(re.findall(r"https://graph-[a-z-]+\.avepointonlineservices\.com/insights", reference_text))
+    pattern = r"https://graph-[a-z-]+\.avepointonlineservices\.com/insights"
+    urls = set(re.findall(pattern, reference_text))
     assert urls == {dc.base_url for dc in regions.DATA_CENTERS}
     assert len(regions.DATA_CENTERS) == 21
     assert regions.data_center("gov").identity_url == regions.IDENTITY_SERVICES["gov"]

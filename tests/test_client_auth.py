@@ -13,12 +13,11 @@ import pytest
 from client_certs import certificate, rsa_key
 from client_support import Sleeps, closed_port, make_client
 
-from runner.client.transport import MAX_REFRESHES
 from runner import catalog
 from runner.client.auth import client_assertion, discover, request_token, token_request_form
 from runner.client.connection import CertificateSource, settings_for_simulator
 from runner.client.credentials import load_certificate, load_pfx
-from runner.client.transport import Transport, new_session
+from runner.client.transport import MAX_REFRESHES, Transport, new_session
 from runner.errors import AuthError, UnreachableError
 from runner.sim import Faults
 

@@ -445,7 +445,7 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
 
 def _print_records(folder: Path, name: str, fmt: str) -> None:
     """Copy the query's file(s) to stdout (several when a long list was chunked)."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     def chunk_order(path: Path) -> list[Any]:  # name-2 before name-10
         return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
