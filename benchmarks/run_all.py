@@ -25,12 +25,14 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runner import catalog  # noqa: E402
 from runner.sim import SimConfig, Simulator  # noqa: E402
 from runner.sim.tenant import sized_scale  # noqa: E402
 
@@ -65,8 +68,11 @@ class Child:
     stderr: str
 
 
-def child(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Child:
+def child(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+          during: Callable[[int, threading.Event], None] | None = None) -> Child:
     """Run ``argv`` to its end: its wall time, CPU time (wait4) and peak RSS.
+
+    ``during(pid, ended)`` runs on a thread while the child runs (to interrupt it).
 
     The peak is the child's own ``VmHWM`` (read from /proc while it runs): wait4's
     ``ru_maxrss`` would not do, because Linux carries the parent's high-water mark into a
@@ -78,8 +84,12 @@ def child(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None =
         peak = [0]
         watcher = threading.Thread(target=_watch_peak, args=(process.pid, peak), daemon=True)
         watcher.start()
+        ended = threading.Event()
+        if during is not None:
+            threading.Thread(target=during, args=(process.pid, ended), daemon=True).start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        ended.set()
         watcher.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -238,14 +248,38 @@ def plan_playbook(directory: Path, sim: Simulator) -> Path:
          "output": "access/part-{{ chunk.number }}.zip"}])
 
 
-def first_run(playbook: Path, sim: Simulator) -> tuple[Child, int, float]:
-    """Run the plan from scratch: the child, its export Steps, and its CPU in run_plan."""
-    result = checked(child([sys.executable, __file__, "--child-run", str(playbook),
-                            str(playbook.parent / "state"), "0.01"], env=sim_env(sim)),
-                     "the large plan")
+def first_run(playbook: Path, sim: Simulator, interrupt_at: int | None = None
+              ) -> tuple[list[Child], int, float]:
+    """Run the plan from scratch (with Ctrl-C after ``interrupt_at`` exports were submitted,
+    then again to the end): the children, the export Steps, their CPU in run_plan."""
+    argv = [sys.executable, __file__, "--child-run", str(playbook),
+            str(playbook.parent / "state"), "0.01"]
+    runs = []
+    if interrupt_at is not None:
+        stopped = child(argv, env=sim_env(sim), during=_interrupt_after(sim, interrupt_at))
+        if stopped.code != 130:
+            raise SystemExit(f"the interrupted run ended {stopped.code}: {stopped.stderr}")
+        runs.append(stopped)
+    runs.append(checked(child(argv, env=sim_env(sim)), "the large plan"))
     exports = sum(1 for s in report_steps(playbook)
                   if s["status"] == "succeeded" and s["operation"] == "user_access_export")
-    return result, exports, json.loads(result.stdout)["cpu"]
+    return runs, exports, sum(json.loads(r.stdout)["cpu"] for r in runs)
+
+
+def export_submits(sim: Simulator) -> list[tuple[str, ...]]:
+    """The e-mails of every user_access_export the simulator accepted."""
+    api_name = catalog.operation("user_access_export").field("emails").api
+    return [tuple(e.fields.get(api_name) or ())
+            for e in sim.log.entries if e.operation == "user_access_export" and e.status == 200]
+
+
+def _interrupt_after(sim: Simulator, exports: int) -> Callable[[int, threading.Event], None]:
+    def watch(pid: int, ended: threading.Event) -> None:
+        while not ended.wait(0.05):
+            if len(export_submits(sim)) >= exports:
+                os.kill(pid, signal.SIGINT)  # Ctrl-C: the runner stops between two steps
+                return
+    return watch
 
 
 def plan_figures(work: Path, users: int) -> None:
@@ -260,10 +294,17 @@ def plan_figures(work: Path, users: int) -> None:
     with Simulator(SimConfig(scale=sized_scale(users=users), job_seconds=0)) as sim:
         playbook = plan_playbook(work / "plan", sim)
         state = playbook.parent / "state"
-        first, exports, cpu = first_run(playbook, sim)
-        row(f"first run, {users:,} users -> {exports:,} exports", f"{first.wall:.1f} s",
-            f"jobs of 0 s, polls every 10 ms; runner CPU {first.cpu:.1f} s, "
-            f"peak RSS {first.peak_mib:.0f} MiB")
+        half = users // catalog.MAX_LIST_VALUES // 2
+        (stopped, resumed), exports, cpu = first_run(playbook, sim, interrupt_at=half)
+        submits = export_submits(sim)
+        row(f"first run, {users:,} users -> {exports:,} exports",
+            f"{stopped.wall + resumed.wall:.1f} s",
+            f"jobs of 0 s, polls every 10 ms; Ctrl-C after {half:,} submits, then run again; "
+            f"runner CPU {stopped.cpu + resumed.cpu:.1f} s, peak RSS "
+            f"{max(stopped.peak_mib, resumed.peak_mib):.0f} MiB")
+        row("  the run again after Ctrl-C (resume)", f"{resumed.wall:.1f} s",
+            f"{len(submits):,} jobs submitted in all for {exports:,} Steps "
+            f"({len(submits) - len(set(submits))} twice)")
         per_small, per_large = small_cpu / small_exports * 1000, cpu / exports * 1000
         row(f"runner CPU per export Step, {exports // 10:,} vs {exports:,} Steps",
             f"{per_small:.1f} vs {per_large:.1f} ms", f"ratio {per_large / per_small:.2f}: "
