@@ -210,7 +210,7 @@ def test_prefetched_pages_arrive_in_order_with_the_error_last() -> None:
     import threading
 
     from runner.errors import ServiceError
-    from runner.execute.scheduler import _prefetched
+    from runner.execute.paging import prefetched as _prefetched
 
     def pages():
         yield from range(5)

@@ -53,6 +53,7 @@ from runner.errors import (
     UnreachableError,
 )
 from runner.execute import outputs, postprocess
+from runner.execute.paging import QueryFile, page_query
 from runner.execute.state import StateStore, StepState, StepStatus, TransitionError
 
 S = StepStatus
@@ -505,51 +506,10 @@ class Scheduler:
     def _postprocess(self, step: Any, path: Path) -> list[str]:
         return postprocess.relative(postprocess.postprocess(step, path), self.output_dir)
 
-    def _query(self, step: Any, state: StepState) -> Any:
-        """Page through a query into its file, committing a checkpoint (the token after
-        the last durable page) for the first page and then every ``checkpoint_seconds``.
-
-        One fsync and one SQLite commit per page cost as much as the page itself on some
-        disks (benchmarks/run_all.py measures both); a crash now repeats at most a few
-        seconds of pages, and the resume contract is unchanged: what is committed is
-        durable, and the partial file is cut back to it.  The next page is fetched while
-        this one is written (``_prefetched``)."""
-        target = self._target(step)
-        columns = catalog.operation(step.operation).result_fields
-        writer = None
-        start: str | None = None
-        if state.status == S.PAGING and outputs.resumable(target, step.id, state.bytes):
-            writer = outputs.RecordWriter.open(
-                target, step.id, step.format, columns,
-                resume=outputs.Checkpoint(state.records, state.bytes or 0))
-            start = state.page_token
-            done = start is None  # the last page was committed before the crash
-        else:
-            if state.status == S.PAGING:
-                self.store.requeue(step.id, "its partial file was lost; starting over")
-            self.store.start_paging(step.id)
-            writer = outputs.RecordWriter.open(target, step.id, step.format, columns)
-            done = False
-        self._emit("paging", step)
-        try:
-            if not done:
-                due = 0.0  # the first page is checkpointed at once, then every few seconds
-                for records, next_token in _prefetched(self.api.pages(step, start), self._stop):
-                    if self._stop.is_set():
-                        raise KeyboardInterrupt
-                    writer.append(records)
-                    if next_token is None or self.clock() >= due:
-                        # fsync, then commit the token that follows what is now durable.
-                        mark = writer.checkpoint()
-                        self.store.page(step.id, next_token, mark.records, mark.bytes)
-                        due = self.clock() + self.checkpoint_seconds
-                    self._emit("page", (step, len(records)))
-                    if next_token is None:
-                        break
-            info = writer.finish()
-        finally:
-            writer.close()
-        return _WithRecords(info, writer.records)
+    def _query(self, step: Any, state: StepState) -> QueryFile:
+        return page_query(step, state, self.api.pages, self.store, self._target(step),
+                          stop=self._stop, clock=self.clock,
+                          checkpoint_seconds=self.checkpoint_seconds, emit=self._emit)
 
     # ------------------------------------------------------------------ endings
 
@@ -583,52 +543,6 @@ class Scheduler:
         return len(self._jobs)
 
 
-def _prefetched(pages: Iterator[Any], stop: threading.Event, depth: int = 2
-                ) -> Iterator[Any]:
-    """``pages``, fetched by a helper thread up to ``depth`` pages ahead, so the service
-    prepares the next page while this thread writes the last one.  Errors arrive in order;
-    when the consumer stops early, the helper stops at its next page."""
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    quit_ = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not (quit_.is_set() or stop.is_set()):
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fetch() -> None:
-        try:
-            for page in pages:
-                if not put(("page", page)):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            put(("error", error))
-            return
-        put(("end", None))
-
-    helper = threading.Thread(target=fetch, name="runner-prefetch", daemon=True)
-    helper.start()
-    try:
-        while True:
-            try:
-                kind, value = handoff.get(timeout=0.1)
-            except queue.Empty:
-                if stop.is_set():
-                    raise KeyboardInterrupt from None
-                continue
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        quit_.set()
-
-
 def _maybe_created(error: RunnerError) -> bool:
     """A submit that failed after it may have reached the service (5xx, dropped)."""
     if isinstance(error, UnreachableError):
@@ -644,23 +558,3 @@ def _fatal(error: BaseException) -> bool:
 
 def _job_unknown(error: RunnerError) -> bool:
     return isinstance(error, RequestRejected) and getattr(error, "status", None) == 404
-
-
-@dataclass(frozen=True)
-class _WithRecords:
-    """A finished query file and how many records it holds."""
-
-    info: outputs.FileInfo
-    records: int
-
-    @property
-    def size(self) -> int:
-        return self.info.size
-
-    @property
-    def sha256(self) -> str:
-        return self.info.sha256
-
-    @property
-    def mtime_ns(self) -> int:
-        return self.info.mtime_ns
