@@ -22,7 +22,7 @@ test: $(STAMP)
 	exit $$status
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
+	$(BIN)/python -m pip install --quiet "ruff==0.17.6" "mypy==2.4.1"  # pinned: a new release must not turn CI red
 	$(BIN)/ruff check runner tests benchmarks
 	$(BIN)/mypy runner
 
