@@ -132,13 +132,20 @@ def _settings(playbook: Path | None, flags: dict[str, Any]) -> Iterator[Connecti
         yield settings_for_simulator(sim, verify_tls=settings.verify_tls)
 
 
-_FLAG_NAMES = {
+# Connection fields as the flags that set them, for messages about flags (shared with the
+# one-shot commands, which take the same flags).
+CONNECTION_FLAG_NAMES = {
+    "connection.certificate.password": "--cert-password-env",
+    "connection.certificate.pfx_base64": "--pfx-base64-env",
+    "connection.certificate.key_path": "--cert-key",
+    "connection.certificate.path": "--cert",
     "connection.certificate": "--cert",
     "connection.client_id": "--client-id",
     "connection.region": "--region",
     "connection.base_url": "--base-url",
     "connection.identity_url": "--identity-url",
     "connection.cloud": "--cloud",
+    "connection.verify_tls": "--no-verify-tls",
     "connection": "flags",
 }
 
@@ -147,7 +154,7 @@ def _as_flags(message: str) -> str:
     lines = []
     for line in message.splitlines():
         field, sep, rest = line.partition(": ")
-        lines.append(f"{_FLAG_NAMES.get(field, field)}{sep}{rest}")
+        lines.append(f"{CONNECTION_FLAG_NAMES.get(field, field)}{sep}{rest}")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from runner import catalog
-from runner.commands.auth import _from_flags, connection_options
+from runner.commands.auth import CONNECTION_FLAG_NAMES, _from_flags, connection_options
 from runner.errors import CredentialError, UserError
 
 QUERY_FORMATS = ("jsonl", "json", "csv")
@@ -427,8 +427,9 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
         return
     playbook = _write_playbook(state_dir, text)
     ctx = click.get_current_context()
-    flag_names = {**_CONNECTION_NAMES, f"tasks[0].{op.name}": ctx.command_path.split(" ", 1)[-1],
-                  "tasks[0]": ctx.command_path.split(" ", 1)[-1], **names}
+    command = ctx.command_path.split(" ", 1)[-1]
+    flag_names = {**CONNECTION_FLAG_NAMES, f"tasks[0].{op.name}": command,
+                  "tasks[0]": command, **names}
     try:
         # A print to stdout is always fresh data: no reuse of an earlier answer.
         ctx.invoke(run, playbook=str(playbook), state_dir=state_dir,
@@ -548,21 +549,6 @@ def _write_playbook(state_dir: Path, text: str) -> Path:
 
 
 # ------------------------------------------------------------------------ messages
-
-_CONNECTION_NAMES = {
-    "connection.certificate.password": "--cert-password-env",
-    "connection.certificate.pfx_base64": "--pfx-base64-env",
-    "connection.certificate.key_path": "--cert-key",
-    "connection.certificate.path": "--cert",
-    "connection.certificate": "--cert",
-    "connection.client_id": "--client-id",
-    "connection.region": "--region",
-    "connection.base_url": "--base-url",
-    "connection.identity_url": "--identity-url",
-    "connection.cloud": "--cloud",
-    "connection.verify_tls": "--no-verify-tls",
-    "connection": "flags",
-}
 
 
 def speak_flags(message: str, playbook: str, names: Mapping[str, str]) -> str:
