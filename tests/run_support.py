@@ -16,6 +16,21 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORD_VAR = "SIM_PFX_PASSWORD"
 
 
+MONTHS = [f"2025-{month:02d}-01T00:00:00" for month in range(1, 13)]
+
+
+def twelve_link_exports(retries: int = 0, output: str = "links/{{ item[:7] }}.zip"
+                        ) -> list[dict[str, Any]]:
+    """One task, twelve export Steps: anyone links created since each month of 2025."""
+    return [{
+        "name": "Links by month",
+        "link_export": {"link_type": "anyone", "start_time": "{{ item }}"},
+        "loop": MONTHS,
+        "output": output,
+        "retries": retries,
+    }]
+
+
 def connection_for(sim: Any) -> dict[str, Any]:
     """An inline connection to ``sim`` as a user would write it: password from the env."""
     return {

@@ -14,11 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from run_support import env_for, report, runner, start_runner, submits, write_playbook
+from run_support import (
+    MONTHS,
+    env_for,
+    report,
+    runner,
+    start_runner,
+    submits,
+    twelve_link_exports,
+    write_playbook,
+)
 
 from runner.sim import SimConfig, Simulator
-
-MONTHS = [f"2025-{month:02d}-01T00:00:00" for month in range(1, 13)]
 
 
 @pytest.fixture
@@ -56,10 +63,7 @@ def submitting_requests(state_dir: Path) -> list[dict]:
 def test_killed_after_submitting_resumes_by_polling_not_resubmitting(slow_sim, tmp_path: Path
                                                                       ) -> None:
     sim = slow_sim
-    playbook = write_playbook(tmp_path, sim, [{
-        "name": "Links by month", "link_export": {"link_type": "anyone",
-                                                  "start_time": "{{ item }}"},
-        "loop": MONTHS, "output": "links/{{ item[:7] }}.zip"}])
+    playbook = write_playbook(tmp_path, sim, twelve_link_exports())
     process = start_runner("run", playbook, env=env_for(sim))
 
     kill_when(process, lambda: len(submits(sim)) >= 3)
@@ -145,10 +149,7 @@ def test_killed_mid_download_goes_on_from_the_bytes_it_has(tmp_path: Path) -> No
 def test_ctrl_c_stops_cleanly_and_the_next_run_polls_the_jobs_it_left(slow_sim, tmp_path: Path
                                                                        ) -> None:
     sim = slow_sim
-    playbook = write_playbook(tmp_path, sim, [{
-        "name": "Links by month", "link_export": {"link_type": "anyone",
-                                                  "start_time": "{{ item }}"},
-        "loop": MONTHS, "output": "links/{{ item[:7] }}.zip"}])
+    playbook = write_playbook(tmp_path, sim, twelve_link_exports())
     process = start_runner("run", playbook, env=env_for(sim))
     deadline = time.monotonic() + 60
     while len(submits(sim)) < 5 and time.monotonic() < deadline:
@@ -173,9 +174,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_polls_the_jobs_it_left(slow_sim, 
 def test_ctrl_c_reaches_every_tenant_of_an_inventory_run(tmp_path: Path) -> None:
     from test_inventory import env_for_two, two_tenants
 
-    tasks = [{"name": "Links by month", "link_export": {"link_type": "anyone",
-                                                        "start_time": "{{ item }}"},
-              "loop": MONTHS, "output": "{{ tenant }}/{{ item[:7] }}.zip"}]
+    tasks = twelve_link_exports(output="{{ tenant }}/{{ item[:7] }}.zip")
     with Simulator(SimConfig(seed=7, job_seconds=1.5)) as first, \
             Simulator(SimConfig(seed=8, job_seconds=1.5)) as second:
         playbook = two_tenants(tmp_path, first, second, tasks)

@@ -9,28 +9,18 @@ from pathlib import Path
 
 import pytest
 from run_support import (
+    MONTHS,
     demo_against,
     env_for,
     report,
     runner,
     submits,
+    twelve_link_exports,
     work_requests,
     write_playbook,
 )
 
 from runner.sim import Faults
-
-MONTHS = [f"2025-{month:02d}-01T00:00:00" for month in range(1, 13)]
-
-
-def twelve_link_exports(retries: int = 0) -> list[dict]:
-    return [{
-        "name": "Links by month",
-        "link_export": {"link_type": "anyone", "start_time": "{{ item }}"},
-        "loop": MONTHS,
-        "output": "links/{{ item[:7] }}.zip",
-        "retries": retries,
-    }]
 
 
 def test_demo_runs_every_module_and_leaves_verified_files(sim, tmp_path: Path) -> None:
