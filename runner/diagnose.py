@@ -15,8 +15,8 @@ from typing import Any
 
 import jsonschema
 
-from runner import catalog, schema
-from runner.errors import Diagnostic
+from runner import catalog, schema, yamlsource
+from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
 Path_ = tuple[str | int, ...]
@@ -84,6 +84,22 @@ def show(value: Any) -> str:
     else:
         text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_mapping(text: str, file: str, *, empty: str, not_mapping: str
+                 ) -> tuple[dict[str, Any], Source]:
+    """A document that must be a mapping, with its positions; YAML problems, an empty
+    document (``empty``: what it needs) or another kind (``not_mapping``: what a mapping
+    holds) raise ``PlaybookError``."""
+    document, source, problems = yamlsource.load(text, file)
+    if problems:
+        raise PlaybookError(problems)
+    if document is None:
+        raise PlaybookError(Diagnostic(file, 1, 1, empty))
+    if not isinstance(document, dict):
+        raise PlaybookError(source.diagnostic(
+            (), f"{not_mapping}, not {kind_of(document)}"))
+    return document, source
 
 
 def kind_of(value: Any) -> str:

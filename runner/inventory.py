@@ -223,28 +223,14 @@ def default_inventory(playbook: str | Path) -> Path | None:
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory; raise ``PlaybookError`` with every problem found."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PlaybookError(Diagnostic(file, 1, 1, "no such inventory file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(Diagnostic(file, 1, 1, f"cannot read the inventory: {exc}")) from None
-    return parse_inventory(text, Path(path))
+    return parse_inventory(yamlsource.read_text(path, "inventory"), Path(path))
 
 
 def parse_inventory(text: str, path: Path) -> Inventory:
     file = str(path)
-    document, source, problems = yamlsource.load(text, file)
-    if problems:
-        raise PlaybookError(problems)
-    if document is None:
-        raise PlaybookError(Diagnostic(file, 1, 1, "the inventory is empty; it needs "
-                                                   "'tenants:' with at least one tenant"))
-    if not isinstance(document, dict):
-        raise PlaybookError(source.diagnostic((), "an inventory is a mapping (version, vars, "
-                                                  f"tenants, groups), not "
-                                                  f"{diagnose.kind_of(document)}"))
+    document, source = diagnose.load_mapping(
+        text, file, empty="the inventory is empty; it needs 'tenants:' with at least one tenant",
+        not_mapping="an inventory is a mapping (version, vars, tenants, groups)")
     _normalise(document)
     problems = diagnose.schema_diagnostics(document, source, validator=_validator(),
                                            translator=_Words)

@@ -99,27 +99,14 @@ class Playbook:
 
 def load_playbook(path: str | Path, extra_vars: Sequence[str] = ()) -> Playbook:
     """Read and validate a playbook; raise ``PlaybookError`` with every problem found."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PlaybookError(Diagnostic(file, 1, 1, "no such playbook file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(Diagnostic(file, 1, 1, f"cannot read the playbook: {exc}")) from None
-    return parse_playbook(text, Path(path), extra_vars)
+    return parse_playbook(yamlsource.read_text(path, "playbook"), Path(path), extra_vars)
 
 
 def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Playbook:
     file = str(path)
-    document, source, problems = yamlsource.load(text, file)
-    if problems:
-        raise PlaybookError(problems)
-    if document is None:
-        raise PlaybookError(Diagnostic(file, 1, 1, "the playbook is empty; it needs at least "
-                                                   "'tasks:' with one task"))
-    if not isinstance(document, dict):
-        raise PlaybookError(source.diagnostic((), "a playbook is a mapping (version, name, "
-                                                  f"tasks...), not {diagnose.kind_of(document)}"))
+    document, source = diagnose.load_mapping(
+        text, file, empty="the playbook is empty; it needs at least 'tasks:' with one task",
+        not_mapping="a playbook is a mapping (version, name, tasks...)")
     problems = _normalise(document, source)
     problems += diagnose.schema_diagnostics(document, source)
     extra, extra_problems = parse_extra_vars(extra_vars)

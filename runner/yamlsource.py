@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
 
-from runner.errors import Diagnostic
+from runner.errors import Diagnostic, PlaybookError
 
 Path_ = tuple[str | int, ...]
 
@@ -76,6 +77,18 @@ def dotted(path: Iterable[str | int]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """A user's YAML file as text; a missing or unreadable file is a ``PlaybookError``
+    naming it (``what``: "playbook", "inventory")."""
+    file = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PlaybookError(Diagnostic(file, 1, 1, f"no such {what} file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookError(Diagnostic(file, 1, 1, f"cannot read the {what}: {exc}")) from None
 
 
 def load(text: str, file: str) -> tuple[Any, Source, list[Diagnostic]]:
