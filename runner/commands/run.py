@@ -67,7 +67,7 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
             line = check_connection(one.plan, options, one.playbook)
             click.echo(f"{one.tenant}: {line}" if one.tenant else line, err=as_json)
         return
-    progress = Progress(sum(len(r.plan.steps) for r in runs), quiet=quiet or as_json)
+    progress = Progress(0, quiet=quiet or as_json)  # the schedulers say how many Steps
     try:
         if len(runs) > 1:
             several = run_tenants(runs, options, on_event=progress)

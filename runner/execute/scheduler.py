@@ -246,9 +246,10 @@ class Scheduler:
         """Queue Steps, resuming each from what the state store says of it."""
         states = self.store.steps_of(step.id for step in steps)
         now = self.clock()
-        for step in steps:
-            if step.id in self.outcomes:  # already scheduled: the same request and output
-                continue
+        # Each id once: a Step already scheduled (same request and output) is not run again.
+        fresh = list({s.id: s for s in steps if s.id not in self.outcomes}.values())
+        self._emit("added", len(fresh))  # progress counts deferred tasks' Steps too
+        for step in fresh:
             outcome = self.outcomes.setdefault(step.id, Outcome(step))
             state = states.get(step.id)
             if state is None:
