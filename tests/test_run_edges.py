@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from run_support import env_for, report, runner, submits, write_playbook
+from run_support import PASSWORD_VAR, env_for, report, runner, submits, write_playbook
 
 from runner.sim import Faults
 
@@ -135,3 +135,25 @@ def test_fresh_forgets_only_its_own_playbooks_state(sim, tmp_path: Path) -> None
     assert runner("run", first, env=env_for(sim)).returncode == 0
 
     assert submits(sim) == []  # the first playbook's finished export was not forgotten
+
+
+def test_a_job_that_never_finishes_is_given_up_after_the_longest_wait(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from runner.execute.engine import RunOptions, run_plan
+    from runner.execute.scheduler import PollPolicy
+    from runner.manifest import load_playbook
+    from runner.plan import compile_plan
+    from runner.sim import SimConfig, Simulator
+
+    with Simulator(SimConfig(seed=7, job_seconds=60.0)) as sim:
+        path = write_playbook(tmp_path, sim, [
+            {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links.zip",
+             "retries": 0}])
+        monkeypatch.setenv(PASSWORD_VAR, sim.credentials.pfx_password)
+        playbook = load_playbook(path)
+        poll = PollPolicy(floor=0.1, ceiling=0.2, max_job_seconds=1.0)
+
+        result = run_plan(playbook, compile_plan(playbook), RunOptions(poll=poll))
+
+    assert result.exit_code == 1
+    assert "still not finished" in result.outcomes[0].error
