@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean services
 
 $(STAMP): pyproject.toml setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml setup.py
 run: $(STAMP)
 	$(BIN)/insights-runner run playbooks/demo.yml
 
+# The real servers and browser some tests use (PostgreSQL, object storage, Chromium): each
+# .ci/ensure-NAME script installs its part when it is missing and is a no-op otherwise.
+services:
+	for script in .ci/ensure-*; do [ -e "$$script" ] || continue; bash "$$script" || exit 1; done
+
 # pytest exits 5 when it collects nothing: that is a failure, never a pass.
-test: $(STAMP)
+test: $(STAMP) services
 	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
