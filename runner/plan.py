@@ -23,7 +23,7 @@ from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from runner import catalog, templating
+from runner import argrules, catalog, templating
 from runner.errors import Diagnostic, PlanError, PlaybookError
 from runner.manifest import Playbook, Task, argument_problem, closure, output_problem
 from runner.secret import Secret
@@ -472,6 +472,9 @@ class _Compiler:
                 if problem:
                     raise _Failure(path, f"{problem} (after expanding the template)")
             args[name] = value
+        rule = argrules.problem(op, args)
+        if rule and any(contains_template(task.args.get(n)) for n in argrules.group(op)):
+            raise _Failure((*task.path, task.module), f"{rule} (after expanding the template)")
         return args, None
 
     def _output(self, task: Task, scope: Mapping[str, Any], running: int) -> str:
