@@ -121,11 +121,9 @@ def compare_one(path: str, module: str | None, old: Output | None,
                 new: Output | None) -> OutputDiff:
     module = (new.module if new else None) or (old.module if old else None) or module
     out = OutputDiff(path, module)
-    if old is not None and new is not None and old.sha256 == new.sha256:
-        out.unchanged = sum(len(t.rows) for t in old.tables or ())
-        return out
     if (old is not None and old.tables is None) or (new is not None and new.tables is None):
-        out.hashed[""] = _side_status(old, new, "changed")
+        same = old is not None and new is not None and old.sha256 == new.sha256
+        out.hashed[""] = _side_status(old, new, "unchanged" if same else "changed")
     else:
         before = {t.name: t for t in ((old.tables or []) if old else [])}
         after = {t.name: t for t in ((new.tables or []) if new else [])}

@@ -46,11 +46,15 @@ def keep(result: Any, state_dir: Path) -> Path | None:
     if result is None or getattr(result, "interrupted", False):
         return None
     report = report_from_result(result)
+    if report["status"] != "succeeded":
+        return None  # a run with failed Steps would compare as if their outputs were gone
     if report["steps"] and all(s["reused"] for s in report["steps"]):
         return None  # a run that fetched nothing: the same outputs as the last snapshot
     output_dir = Path(result.output_dir)
     history = Path(state_dir) / HISTORY
     history.mkdir(parents=True, exist_ok=True)
+    for left in history.glob(".partial-*"):  # a snapshot a killed run did not finish
+        shutil.rmtree(left, ignore_errors=True)
     staging = history / f".partial-{secrets.token_hex(6)}"
     try:
         for step in report["steps"]:

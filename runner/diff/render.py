@@ -36,7 +36,7 @@ def summary_rows(diff: Diff) -> list[list[str]]:
             sheets = len(out.hashed)
             by_hash = "hash" if sheets == 1 else f"hash ({sheets} sheets)"
             note = f"{note}; {by_hash}" if note else by_hash
-        note = note or "same file"
+        note = note or "-"
         rows.append([out.output, out.status, str(len(out.added)), str(len(out.removed)),
                      str(len(out.changed)), str(out.unchanged), note])
     return rows
