@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from run_support import REPO, demo_against, env_for, runner
+from run_support import PASSWORD_VAR, REPO, demo_against, env_for, runner
 
 from runner import catalog
 from runner.diff import keys
@@ -189,3 +190,18 @@ def test_the_readme_shows_the_drift_test_output(drift_diff) -> None:
     table = [line for line in drift_diff[1].splitlines()[2:] if line.strip()]
     assert len(table) > 10
     assert shown == table, "README's diff example is stale: paste the drift test's output"
+
+
+def test_snapshots_are_hard_links_and_a_run_that_fetched_nothing_adds_none(drift_diff) -> None:
+    from runner.diff import history
+
+    playbook = drift_diff[2]
+    state = playbook.parent / ".insights-runner"
+    first, second = history.runs(state)
+    output = playbook.parent / "reports" / "links" / "anyone.jsonl"
+    assert (second / "links" / "anyone.jsonl").stat().st_ino == output.stat().st_ino
+    assert (first / "links" / "anyone.jsonl").stat().st_ino != output.stat().st_ino
+    # all reused: no request, so no simulator (the connection opens on first use)
+    again = runner("run", playbook, "--quiet", env={**os.environ, PASSWORD_VAR: "unused"})
+    assert again.returncode == 0, again.stderr
+    assert history.runs(state) == [first, second]
