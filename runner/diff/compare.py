@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner.diff import keys
 from runner.diff.history import Source
-from runner.diff.readers import Output, Table, read_output
+from runner.diff.readers import LazyRows, Output, Table, read_output
 
 Key = tuple[str, ...]
 
@@ -111,10 +111,17 @@ def _merged(root: Path, paths: list[str], module: str | None) -> Output | None:
     for output in outputs:
         for table in output.tables or ():
             if table.name in tables:
-                tables[table.name].rows.extend(table.rows)
+                tables[table.name].rows = _concat(tables[table.name].rows, table.rows)
             else:
-                tables[table.name] = Table(table.name, list(table.rows), table.header)
+                tables[table.name] = table
     return Output(_label(paths), outputs[0].module or module, digest, list(tables.values()))
+
+
+def _concat(first: Sequence[dict[str, Any]],
+            second: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    if isinstance(first, LazyRows) and isinstance(second, LazyRows):
+        return LazyRows(first.lines + second.lines)
+    return [*first, *second]
 
 
 def compare_one(path: str, module: str | None, old: Output | None,
@@ -142,48 +149,67 @@ def _side_status(old: object, new: object, both: str) -> str:
 def _compare_table(out: OutputDiff, module: str | None, old: Table | None,
                    new: Table | None) -> None:
     sheet = (new or old).name  # type: ignore[union-attr]
-    key = _key(module, old, new)
+    key, first, second = _keyed(module, old, new)
     if not key:
         before = _rows_hash(old)
         after = _rows_hash(new)
         out.hashed[sheet] = _side_status(old, new, "unchanged" if before == after else "changed")
         return
     out.keys[sheet] = list(key)
-    first = _index(old, key)
-    second = _index(new, key)
-    for ident, record in second.items():
+    for ident, index in second.items():
+        record = new.rows[index]  # type: ignore[union-attr]
         if ident not in first:
             out.added.append(Row(sheet, dict(zip(key, ident, strict=True)), record))
             continue
-        fields = _changed_fields(first[ident], record)
+        if _same(old, first[ident], new, index):
+            out.unchanged += 1
+            continue
+        fields = _changed_fields(old.rows[first[ident]], record)  # type: ignore[union-attr]
         if fields:
             out.changed.append(Change(sheet, dict(zip(key, ident, strict=True)), fields, record))
         else:
             out.unchanged += 1
-    for ident, record in first.items():
+    for ident, index in first.items():
         if ident not in second:
-            out.removed.append(Row(sheet, dict(zip(key, ident, strict=True)), record))
+            out.removed.append(Row(sheet, dict(zip(key, ident, strict=True)),
+                                   old.rows[index]))  # type: ignore[union-attr]
 
 
-def _key(module: str | None, old: Table | None, new: Table | None) -> Key:
-    found: list[Key] = []
-    for table in (old, new):
-        if table is None or not table.rows:
-            continue
-        if table.header:
-            rows = [[row.get(h, "") for h in table.header] for row in table.rows]
-            found.append(keys.sheet_key(module, table.header, rows))
-        else:
-            found.append(keys.record_key(module, table.rows))
-    if not found:  # both sides empty: nothing to key, nothing differs
-        return ()
-    return found[0] if all(k == found[0] for k in found) else ()
+Index = dict[Key, int]
 
 
-def _index(table: Table | None, key: Key) -> dict[Key, dict[str, Any]]:
+def _keyed(module: str | None, old: Table | None, new: Table | None) -> tuple[Key, Index, Index]:
+    """The first candidate key that identifies every row on both sides, and each side's
+    rows by it; ``()`` when none does (or there are no rows at all)."""
+    tables = [t for t in (old, new) if t is not None]
+    if not any(t.rows for t in tables):
+        return (), {}, {}
+    header = next((t.header for t in tables if t.header is not None), None)
+    for candidate in keys.candidates(module, header):
+        indexes = [_index(t, candidate) for t in (old, new)]
+        if all(i is not None for i in indexes):
+            return candidate, indexes[0] or {}, indexes[1] or {}
+    return (), {}, {}
+
+
+def _index(table: Table | None, key: Key) -> Index | None:
+    """Row positions by identity; None when an identity is empty or repeated."""
     if table is None:
         return {}
-    return {tuple(keys._text(row.get(f)) for f in key): row for row in table.rows}
+    found: Index = {}
+    for position, row in enumerate(table.rows):
+        ident = keys.ident(row, key)
+        if ident in found or all(v == "" for v in ident):
+            return None
+        found[ident] = position
+    return found
+
+
+def _same(old: Table | None, i: int, new: Table | None, j: int) -> bool:
+    """Two JSON Lines records written alike are equal without being compared field by field."""
+    return isinstance(old.rows if old else None, LazyRows) and \
+        isinstance(new.rows if new else None, LazyRows) and \
+        old.rows.raw(i) == new.rows.raw(j)  # type: ignore[union-attr]
 
 
 def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -194,5 +220,8 @@ def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 def _rows_hash(table: Table | None) -> str | None:
     if table is None:
         return None
-    text = json.dumps(table.rows, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for row in table.rows:  # one row at a time: a large table is never dumped whole
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()

@@ -37,29 +37,17 @@ IDENTITY: dict[str, Identity] = {
 }
 
 
-def sheet_key(module: str | None, header: list[str], rows: list[list[str]]) -> tuple[str, ...]:
-    """The key columns of one export sheet, or () when none identifies its rows."""
+def candidates(module: str | None, header: list[str] | None) -> list[tuple[str, ...]]:
+    """The keys to try for a table: a query's record fields (``header`` None), or the
+    module's export header sets that this sheet's ``header`` has, in order."""
     identity = IDENTITY.get(module or "")
-    for candidate in identity.sheets if identity else ():
-        if all(name in header for name in candidate):
-            columns = [header.index(name) for name in candidate]
-            values = [tuple(row[c] if c < len(row) else "" for c in columns) for row in rows]
-            if len(set(values)) == len(values):
-                return candidate
-    return ()
+    if identity is None:
+        return []
+    if header is None:
+        return [identity.records] if identity.records else []
+    return [c for c in identity.sheets if all(name in header for name in c)]
 
 
-def record_key(module: str | None, records: list[dict]) -> tuple[str, ...]:
-    """The key fields of a query's records, or () when they do not identify them."""
-    identity = IDENTITY.get(module or "")
-    fields = identity.records if identity else ()
-    if not fields:
-        return ()
-    values = [tuple(_text(r.get(f)) for f in fields) for r in records]
-    if any(all(v == "" for v in value) for value in values) or len(set(values)) != len(values):
-        return ()
-    return fields
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
+def ident(row: dict, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """A row's identity under ``fields`` (values as text; a list keeps its text form)."""
+    return tuple("" if row.get(f) is None else str(row.get(f)) for f in fields)

@@ -10,9 +10,10 @@ import csv
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from runner import catalog
 from runner.errors import RunnerError, UserError
@@ -20,13 +21,38 @@ from runner.errors import RunnerError, UserError
 SUFFIXES = (".jsonl", ".json", ".csv", ".zip")
 
 
+class LazyRows(Sequence[dict[str, Any]]):
+    """JSON Lines records kept as their text and parsed when read: a large output costs
+    its size in memory, not the several times more its parsed dicts would."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [json.loads(line) for line in self.lines[index]]
+        return json.loads(self.lines[index])
+
+    def raw(self, index: int) -> str:
+        return self.lines[index]
+
+
 @dataclass
 class Table:
     """Rows of one query output (``name`` empty) or one sheet (``Book - Sheet``)."""
 
     name: str
-    rows: list[dict[str, Any]]
-    header: list[str] = field(default_factory=list)  # sheets: the columns, in order
+    rows: Sequence[dict[str, Any]]
+    header: list[str] | None = None  # sheets: the columns, in order; None for records
 
 
 @dataclass
@@ -63,12 +89,16 @@ def read_output(root: Path, relative: str, module: str | None) -> Output:
     return Output(relative, module, digest, tables)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> Sequence[dict[str, Any]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".jsonl":
             with open(path, encoding="utf-8") as handle:
-                return [json.loads(line) for line in handle if line.strip()]
+                rows = LazyRows([line.rstrip("\n") for line in handle if line.strip()])
+            for index in range(len(rows)):  # every line must parse: fail now, with its name
+                if not isinstance(rows[index], dict):
+                    raise ValueError(f"line {index + 1} is not a JSON object")
+            return rows
         if suffix == ".json":
             value = json.loads(path.read_text(encoding="utf-8"))
             return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -110,7 +140,7 @@ def _unique_header(header: list[str]) -> list[str]:
     return out
 
 
-def guess_module(records: list[dict[str, Any]]) -> str | None:
+def guess_module(records: Sequence[dict[str, Any]]) -> str | None:
     """The query whose documented record fields are exactly these (outputs without a run
     report say nothing else)."""
     if not records:
