@@ -205,3 +205,19 @@ def test_snapshots_are_hard_links_and_a_run_that_fetched_nothing_adds_none(drift
     again = runner("run", playbook, "--quiet", env={**os.environ, PASSWORD_VAR: "unused"})
     assert again.returncode == 0, again.stderr
     assert history.runs(state) == [first, second]
+
+
+def test_an_inventory_tenant_s_runs_are_compared_and_unchanged_data_exits_0(
+        tmp_path: Path) -> None:
+    assert runner("init", tmp_path).returncode == 0
+    playbook = tmp_path / "playbook.yml"
+    for fresh in ((), ("--fresh",)):  # the embedded simulator, the same tenant twice
+        done = runner("run", playbook, "--limit", "demo", "--quiet", *fresh)
+        assert done.returncode == 0, done.stderr
+    same = runner("diff", playbook, "--exit-code", "--summary")  # its one tenant: demo
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.splitlines()[-1] == "0 of 2 outputs differ: 0 records added, " \
+        "0 removed, 0 changed"
+    unknown = runner("diff", playbook, "--tenant", "nope")
+    assert unknown.returncode == 2
+    assert "no runs of tenant 'nope' are kept; tenants with runs: demo" in unknown.stderr

@@ -38,8 +38,10 @@ def diff(targets: tuple[Path, ...], as_json: bool, csv_dir: Path | None, exit_co
         written = render.write_csvs(result, csv_dir)
         if not as_json:
             click.echo(f"{len(written)} CSV files in {csv_dir}", err=True)
-    click.echo(render.dumps(result) if as_json else render.text(result, details=not summary_only),
-               nl=not as_json)
+    if as_json:
+        click.echo(render.dumps(result))
+    else:  # the text ends with its own newline
+        click.echo(render.text(result, details=not summary_only), nl=False)
     if exit_code and result.differs:
         sys.exit(1)
 
@@ -58,10 +60,16 @@ def _folders(targets: tuple[Path, ...], state_dir: Path | None,
         raise UserError("give a playbook (its last two runs) or two output folders")
     root = state_dir or default_state_dir(targets[0])
     if tenant is not None:
+        known = sorted(p.parent.name for p in root.glob(f"*/{history.HISTORY}"))
+        if tenant not in known:
+            raise UserError(f"{targets[0]}: no runs of tenant {tenant!r} are kept; tenants "
+                            f"with runs: {', '.join(known) or 'none'}")
         root = root / tenant
     elif not history.runs(root):
-        tenants = sorted(p.parent.parent.name for p in root.glob(f"*/{history.HISTORY}"))
-        if tenants:
+        tenants = sorted(p.parent.name for p in root.glob(f"*/{history.HISTORY}"))
+        if len(tenants) == 1:
+            root = root / tenants[0]
+        elif tenants:
             raise UserError(f"{targets[0]} runs for several tenants; name one with --tenant: "
                             + ", ".join(tenants))
     snapshots = history.runs(root)
