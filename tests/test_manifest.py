@@ -308,3 +308,16 @@ def test_activity_export_templates_that_give_two_empties_are_refused(tmp_path: P
         """))
     with pytest.raises(PlaybookError, match="needs 'email' or 'path'.*after expanding"):
         compile_plan(book)
+
+
+def test_filters_a_template_gives_take_every_case_style_too(tmp_path: Path) -> None:
+    from runner.plan import compile_plan
+
+    book = load_playbook(write(tmp_path, """\
+        vars: {f: {risk_level: [high], EXPOSURE_LEVEL: [3]}}
+        tasks:
+          - detail_records: {filters: "{{ f }}"}
+        """))
+    (step,) = compile_plan(book).steps
+    assert [(f["id"], list(f["values"])) for f in step.request["filters"]] == [
+        ("exposureLevel", ["3"]), ("riskLevel", ["3"])]
