@@ -85,6 +85,8 @@ class Playbook:
     tasks: tuple[Task, ...]
     source: Source
     var_refs: Mapping[str, frozenset[str]]  # names read by each var's templates
+    # arguments renamed to the catalog's name (dotted path) -> the path as written
+    written: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -115,7 +117,7 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
     checks = _Checks(document, source, extra)
     problems += checks.run() + extra_problems
     if problems:
-        raise PlaybookError([_as_written(p, written) for p in problems])
+        raise PlaybookError([as_written(p, written) for p in problems])
     return Playbook(
         path=path.resolve(),
         file=file,
@@ -130,6 +132,7 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
         tasks=tuple(checks.tasks),
         source=source,
         var_refs=MappingProxyType(checks.var_refs),
+        written=MappingProxyType(written),
     )
 
 
@@ -195,7 +198,7 @@ def _rename(mapping: dict[str, Any], path: Path_, source: Source,
     return problems
 
 
-def _as_written(problem: Diagnostic, written: Mapping[str, str]) -> Diagnostic:
+def as_written(problem: Diagnostic, written: Mapping[str, str]) -> Diagnostic:
     """``problem`` naming the argument as the user wrote it (``export_link_type``), not
     by the catalog name it was renamed to."""
     for canonical, original in written.items():

@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 
 from runner import aliases, argrules, catalog, templating
 from runner.errors import Diagnostic, PlanError, PlaybookError
-from runner.manifest import Playbook, Task, argument_problem, closure, output_problem
+from runner.manifest import (
+    Playbook,
+    Task,
+    argument_problem,
+    as_written,
+    closure,
+    output_problem,
+)
 from runner.secret import Secret
 from runner.templating import RunFacts, Templar, contains_template, is_template
 from runner.yamlsource import dotted
@@ -317,7 +324,8 @@ class _Compiler:
     def report(self, failure: _Failure) -> None:
         source = self.playbook.source
         message = f"{dotted(failure.path)}: {failure.message}"
-        diagnostic = source.diagnostic(failure.path, message, key=failure.key)
+        diagnostic = as_written(source.diagnostic(failure.path, message, key=failure.key),
+                                self.playbook.written)
         if diagnostic not in self.problems:
             self.problems.append(diagnostic)
 
