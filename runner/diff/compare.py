@@ -157,12 +157,12 @@ def _compare_table(out: OutputDiff, module: str | None, old: Table | None,
         return
     out.keys[sheet] = list(key)
     for ident, index in second.items():
+        if ident in first and _same(old, first[ident], new, index):
+            out.unchanged += 1  # without parsing the record again
+            continue
         record = new.rows[index]  # type: ignore[union-attr]
         if ident not in first:
             out.added.append(Row(sheet, dict(zip(key, ident, strict=True)), record))
-            continue
-        if _same(old, first[ident], new, index):
-            out.unchanged += 1
             continue
         fields = _changed_fields(old.rows[first[ident]], record)  # type: ignore[union-attr]
         if fields:

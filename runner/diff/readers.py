@@ -25,8 +25,9 @@ class LazyRows(Sequence[dict[str, Any]]):
     """JSON Lines records kept as their text and parsed when read: a large output costs
     its size in memory, not the several times more its parsed dicts would."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], path: Path | None = None) -> None:
         self.lines = lines
+        self.path = path
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -39,8 +40,14 @@ class LazyRows(Sequence[dict[str, Any]]):
 
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
-            return [json.loads(line) for line in self.lines[index]]
-        return json.loads(self.lines[index])
+            return [self[i] for i in range(*index.indices(len(self.lines)))]
+        try:
+            value = json.loads(self.lines[index])
+        except ValueError as exc:
+            raise UserError(f"{self.path}: record {index + 1} is not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise UserError(f"{self.path}: record {index + 1} is not a JSON object")
+        return value
 
     def raw(self, index: int) -> str:
         return self.lines[index]
@@ -94,11 +101,8 @@ def read_records(path: Path) -> Sequence[dict[str, Any]]:
     try:
         if suffix == ".jsonl":
             with open(path, encoding="utf-8") as handle:
-                rows = LazyRows([line.rstrip("\n") for line in handle if line.strip()])
-            for index in range(len(rows)):  # every line must parse: fail now, with its name
-                if not isinstance(rows[index], dict):
-                    raise ValueError(f"line {index + 1} is not a JSON object")
-            return rows
+                # parsed when compared; a broken record is a UserError naming the file
+                return LazyRows([line.rstrip("\n") for line in handle if line.strip()], path)
         if suffix == ".json":
             value = json.loads(path.read_text(encoding="utf-8"))
             return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
