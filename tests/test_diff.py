@@ -82,6 +82,12 @@ def test_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in once.stderr
     assert runner("diff", tmp_path / "missing").returncode == 2
     assert runner("diff", playbook, tmp_path).returncode == 2
+    for name, text in (("a", '{"id": "1"}\n'), ("b", '{"id": "1"}\n{oops\n')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.jsonl").write_text(text, encoding="utf-8")
+    broken = runner("diff", tmp_path / "a", tmp_path / "b")
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert f"{tmp_path / 'b' / 'x.jsonl'}: record 2 is not JSON" in broken.stderr
 
 
 # ---------------------------------------------------------------------- the drift test
