@@ -14,7 +14,7 @@ from runner.errors import UserError
 @click.command(help="Compare the outputs of the last two runs of PLAYBOOK, or two output "
                "folders (diff DIR_A DIR_B): records added, removed and changed, matched by "
                "their identity (link id, user e-mail, object id, site URL...).")
-@click.argument("targets", nargs=-1, required=True,
+@click.argument("targets", nargs=-1, required=True, metavar="PLAYBOOK | DIR_A DIR_B",
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.option("--csv-dir", type=click.Path(file_okay=False, path_type=Path),
