@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "query": ("runner.commands.oneshot", "query"),
     "adhoc": ("runner.commands.oneshot", "adhoc"),
     "init": ("runner.commands.init", "init"),
+    "diff": ("runner.commands.diff", "diff"),
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -48,6 +49,7 @@ SHORT_HELP: dict[str, str] = {
     "query": "One query from flags (query users -o users.csv).",
     "adhoc": "One module with Ansible-style arguments (adhoc MODULE -a 'key=value ...').",
     "init": "Write a starter playbook and inventory that validate.",
+    "diff": "What changed between the last two runs (or two output folders).",
 }
 
 

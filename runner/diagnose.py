@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from runner import catalog, schema, yamlsource
+from runner import aliases, catalog, schema, yamlsource
 from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
@@ -138,6 +138,13 @@ def enum_at(path: Path_) -> catalog.ApiEnum | None:
         return None
 
 
+def _canonical(op: catalog.Operation | None, name: str) -> str:
+    try:
+        return name if op is None else aliases.resolve(op.fields, name).name
+    except KeyError:
+        return name
+
+
 def field_hint(op: catalog.Operation, field: catalog.Field) -> str:
     if field.enum is not None:
         return f"one of {field.enum.choices()}"
@@ -232,6 +239,11 @@ class _Translator:
     def _anyOf(self, error: Any, path: Path_) -> list[Diagnostic]:
         branches = error.validator_value
         if all(set(b) == {"required"} for b in branches):
+            op = operation_at(path)
+            names = list(dict.fromkeys(_canonical(op, b["required"][0]) for b in branches))
+            if op is not None and len(names) > 1:  # an argrules group: one of them at least
+                return [self.diag(path, f"{op.name} needs " + " or ".join(
+                    repr(n) for n in names) + " (or both)", key=True)]
             return [self.missing(path, branches[0]["required"][0])]
         by_branch: dict[int, list[Any]] = {}
         for sub in error.context:

@@ -10,6 +10,7 @@ expanded values with the same rules.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import posixpath
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from runner import catalog, diagnose, layout, schema, templating, yamlsource
+from runner import aliases, argrules, catalog, diagnose, layout, schema, templating, yamlsource
 from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
@@ -84,6 +85,8 @@ class Playbook:
     tasks: tuple[Task, ...]
     source: Source
     var_refs: Mapping[str, frozenset[str]]  # names read by each var's templates
+    # arguments renamed to the catalog's name (dotted path) -> the path as written
+    written: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -107,13 +110,14 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
     document, source = diagnose.load_mapping(
         text, file, empty="the playbook is empty; it needs at least 'tasks:' with one task",
         not_mapping="a playbook is a mapping (version, name, tasks...)")
-    problems = _normalise(document, source)
+    written: dict[str, str] = {}
+    problems = _normalise(document, source, written)
     problems += diagnose.schema_diagnostics(document, source)
     extra, extra_problems = parse_extra_vars(extra_vars)
     checks = _Checks(document, source, extra)
     problems += checks.run() + extra_problems
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError([as_written(p, written) for p in problems])
     return Playbook(
         path=path.resolve(),
         file=file,
@@ -128,11 +132,15 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
         tasks=tuple(checks.tasks),
         source=source,
         var_refs=MappingProxyType(checks.var_refs),
+        written=MappingProxyType(written),
     )
 
 
-def _normalise(document: dict[str, Any], source: Source) -> list[Diagnostic]:
-    """Rename arguments and filters written in another spelling to the catalog's name."""
+def _normalise(document: dict[str, Any], source: Source,
+               written: dict[str, str]) -> list[Diagnostic]:
+    """Rename arguments and filters written in another spelling to the catalog's name
+    (``written`` maps each renamed path, dotted, to the path as the user wrote it), and
+    fill the fields that ``argrules`` lets a playbook leave out."""
     problems: list[Diagnostic] = []
     connection = document.get("connection")
     if isinstance(connection, dict):
@@ -152,20 +160,27 @@ def _normalise(document: dict[str, Any], source: Source) -> list[Diagnostic]:
                 continue
             op = catalog.operation(module)
             path: Path_ = ("tasks", index, module)
-            problems += _rename(args, path, source, op.field)
+            problems += _rename(args, path, source, op.fields, written)
             filters = args.get("filters")
             if isinstance(filters, dict):
-                problems += _rename(filters, (*path, "filters"), source, op.filter)
+                problems += _rename(filters, (*path, "filters"), source, op.filters, written)
+            argrules.fill_defaults(op, args)
     return problems
 
 
-def _rename(mapping: dict[str, Any], path: Path_, source: Source, find: Any) -> list[Diagnostic]:
+def _rename(mapping: dict[str, Any], path: Path_, source: Source,
+            items: Iterable[catalog.Field | catalog.Filter],
+            written: dict[str, str]) -> list[Diagnostic]:
     problems = []
     renamed: dict[str, Any] = {}
     written_as: dict[str, str] = {}
     for key, value in mapping.items():
         try:
-            name = find(key).name
+            name = aliases.resolve(items, str(key)).name
+        except aliases.AmbiguousName as exc:
+            problems.append(source.diagnostic((*path, key), f"{dotted((*path, key))}: {exc}",
+                                              key=True))
+            continue
         except KeyError:
             name = key  # unknown: the schema reports it, with a did-you-mean
         if name in renamed:
@@ -175,11 +190,32 @@ def _rename(mapping: dict[str, Any], path: Path_, source: Source, find: Any) -> 
             continue
         if name != key:
             source.rename((*path, key), name)
+            written[dotted((*path, name))] = dotted((*path, key))
         renamed[name] = value
         written_as[name] = key
     mapping.clear()
     mapping.update(renamed)
     return problems
+
+
+def as_written(problem: Diagnostic, written: Mapping[str, str]) -> Diagnostic:
+    """``problem`` naming the argument as the user wrote it (``export_link_type``), not
+    by the catalog name it was renamed to."""
+    for canonical, original in written.items():
+        for text in (problem.message, problem.field):
+            if text == canonical or text.startswith((f"{canonical}:", f"{canonical}.",
+                                                     f"{canonical}[")):
+                return dataclasses.replace(
+                    problem,
+                    message=_swap(problem.message, canonical, original),
+                    field=_swap(problem.field, canonical, original))
+    return problem
+
+
+def _swap(text: str, canonical: str, original: str) -> str:
+    if text == canonical or text.startswith((f"{canonical}:", f"{canonical}.", f"{canonical}[")):
+        return original + text[len(canonical):]
+    return text
 
 
 # ----------------------------------------------------------------- extra vars
@@ -444,6 +480,9 @@ class _Checks:
         module = modules[0]
         op = catalog.operation(module)
         args = task[module]
+        rule = argrules.problem(op, args)
+        if rule:
+            self.problem((*path, module), rule, key=True)
         names: set[str] = set()
         names |= self.refs(args, (*path, module))
         names |= self.refs(task.get("loop"), (*path, "loop"))

@@ -23,9 +23,16 @@ from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from runner import catalog, templating
+from runner import aliases, argrules, catalog, templating
 from runner.errors import Diagnostic, PlanError, PlaybookError
-from runner.manifest import Playbook, Task, argument_problem, closure, output_problem
+from runner.manifest import (
+    Playbook,
+    Task,
+    argument_problem,
+    as_written,
+    closure,
+    output_problem,
+)
 from runner.secret import Secret
 from runner.templating import RunFacts, Templar, contains_template, is_template
 from runner.yamlsource import dotted
@@ -317,7 +324,8 @@ class _Compiler:
     def report(self, failure: _Failure) -> None:
         source = self.playbook.source
         message = f"{dotted(failure.path)}: {failure.message}"
-        diagnostic = source.diagnostic(failure.path, message, key=failure.key)
+        diagnostic = as_written(source.diagnostic(failure.path, message, key=failure.key),
+                                self.playbook.written)
         if diagnostic not in self.problems:
             self.problems.append(diagnostic)
 
@@ -468,10 +476,15 @@ class _Compiler:
             if contains_template(raw):
                 if field.kind == "string_list" and not field.empty_allowed and value == []:
                     return args, name
+                if field.kind == "filters" and isinstance(value, dict):
+                    value = _filter_names(op, value, path)
                 problem = argument_problem(op, field, value)
                 if problem:
                     raise _Failure(path, f"{problem} (after expanding the template)")
             args[name] = value
+        rule = argrules.problem(op, args)
+        if rule and any(contains_template(task.args.get(n)) for n in argrules.group(op)):
+            raise _Failure((*task.path, task.module), f"{rule} (after expanding the template)")
         return args, None
 
     def _output(self, task: Task, scope: Mapping[str, Any], running: int) -> str:
@@ -567,6 +580,24 @@ def _mask(connection: dict[str, Any]) -> dict[str, Any]:
 def api_value(op: catalog.Operation, field: catalog.Field, value: Any) -> Any:
     """A checked argument value in the form the API wants, frozen for the Step."""
     return freeze(catalog.encode(op, field, value))
+
+
+def _filter_names(op: catalog.Operation, value: dict[Any, Any], path: Path_) -> dict[Any, Any]:
+    """A template's filters mapping with its names in any case style made the catalog's
+    (``risk_level`` -> ``risk``), as the manifest does for filters written literally."""
+    renamed: dict[Any, Any] = {}
+    for key, values in value.items():
+        try:
+            name = aliases.resolve(op.filters, str(key)).name
+        except aliases.AmbiguousName as exc:
+            raise _Failure(path, f"{exc} (after expanding the template)") from None
+        except KeyError:
+            name = key  # unknown: argument_problem names it
+        if name in renamed:
+            raise _Failure(path, f"two spellings of the filter {name} (after expanding the "
+                           "template)")
+        renamed[name] = values
+    return renamed
 
 
 def _requests(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner import catalog, regions
+from runner import aliases, argrules, catalog, regions
 
 SCHEMA_ID = "https://github.com/insights-runner/insights-runner/schemas/playbook.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -217,8 +217,11 @@ def _task(modules: tuple[catalog.Operation, ...]) -> dict[str, Any]:
     }
 
 
-def playbook_required(field: catalog.Field) -> bool:
-    """Whether a playbook must write the field (the compiler fills page sizes itself)."""
+def playbook_required(field: catalog.Field, op: catalog.Operation | None = None) -> bool:
+    """Whether a playbook must write the field (the compiler fills page sizes itself, and
+    a field of an ``argrules`` group may be left out)."""
+    if op is not None and argrules.optional_in_playbook(op, field):
+        return False
     return field.required and field.default is None
 
 
@@ -229,13 +232,18 @@ def _arguments(op: catalog.Operation) -> dict[str, Any]:
     for field in op.fields:
         value = _field_schema(op, field)
         properties[field.name] = value
-        if field.api != field.name:
-            properties[field.api] = {"$ref": f"#/$defs/{args_def(op.name)}/properties/{field.name}"}
-        if playbook_required(field):
-            if field.api == field.name:
+        names = aliases.spellings(field)
+        for alias in names[1:]:
+            properties[alias] = {"$ref": f"#/$defs/{args_def(op.name)}/properties/{field.name}"}
+        if playbook_required(field, op):
+            if len(names) == 1:
                 plain.append(field.name)
             else:
-                required.append({"anyOf": [{"required": [field.name]}, {"required": [field.api]}]})
+                required.append({"anyOf": [{"required": [n]} for n in names]})
+    group = argrules.group(op)
+    if group:
+        required.append({"anyOf": [{"required": [n]} for name in group
+                                   for n in aliases.spellings(op.field(name))]})
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
     if plain:
         schema["required"] = plain
@@ -300,8 +308,8 @@ def _filters_by_name(op: catalog.Operation) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for flt in op.filters:
         properties[flt.name] = _filter_values(flt)
-        if flt.api != flt.name:
-            properties[flt.api] = properties[flt.name]
+        for alias in aliases.spellings(flt)[1:]:
+            properties[alias] = properties[flt.name]
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
@@ -337,8 +345,13 @@ def modules_markdown() -> str:
         lines.append("| field | API name | value | notes |")
         lines.append("|---|---|---|---|")
         for field in op.fields:
-            need = "required" if playbook_required(field) else (
-                f"default {field.default}" if field.default is not None else "optional")
+            group = argrules.group(op)
+            if field.name in group:
+                others = " or ".join(f"`{n}`" for n in group if n != field.name)
+                need = f"default empty; it or {others} required"
+            else:
+                need = "required" if playbook_required(field, op) else (
+                    f"default {field.default}" if field.default is not None else "optional")
             if field.help and field.kind in ("string", "datetime", "string_list"):
                 need += f"; {field.help}"
             lines.append(f"| `{field.name}` | `{field.api}` | {_field_words(field)} | {need} |")

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from conftest import REPO
 
-from runner import catalog, schema, yamlsource
+from runner import aliases, catalog, schema, yamlsource
 from runner.errors import PlaybookError
 from runner.manifest import (
     argument_problem,
@@ -244,3 +244,80 @@ def test_the_readme_lists_every_module_as_the_catalog_does() -> None:
     block = readme[readme.index("\n", begin) + 1: readme.index("<!-- modules:end -->")]
     assert block == schema.modules_markdown(), (
         "README's Modules section is stale: paste runner.schema.modules_markdown() into it")
+
+
+def test_every_case_style_of_the_api_names_is_accepted(tmp_path: Path) -> None:
+    book = load_playbook(write(tmp_path, """\
+        tasks:
+          - link_export: {export_link_type: 128}
+          - link_export: {ExportLinkType: anyone, START-TIME: 2025-01-01}
+          - detail_records:
+              filters: {risk_level: [3], exposure_level: [3], object_type: [2],
+                        SENSITIVITY_LEVEL: [high]}
+          - user_access_export:
+              emails: [a@contoso.com]
+              data_sources: [teams]
+              export_option_type: 3
+        """))
+    assert dict(book.tasks[0].args) == {"link_type": 128}
+    assert dict(book.tasks[1].args) == {"link_type": "anyone", "start_time": "2025-01-01"}
+    assert book.tasks[2].args["filters"] == {"risk": [3], "exposure": [3], "object_type": [2],
+                                             "sensitivity": ["high"]}
+    assert book.tasks[3].args["export_option"] == 3
+
+
+def test_the_schema_lists_the_snake_case_of_api_names_for_editors() -> None:
+    validator = jsonschema.Draft202012Validator(schema.build_schema())
+    good = {"tasks": [{"link_export": {"export_link_type": "anyone"}},
+                      {"detail_records": {"filters": {"risk_level": [3], "exposure_level": [3]}}},
+                      {"activity_export": {"email": "a@contoso.com"}}]}
+    assert list(validator.iter_errors(good)) == []
+    assert list(validator.iter_errors({"tasks": [{"activity_export": {}}]})) != []
+
+
+def test_a_name_that_spells_two_fields_is_refused() -> None:
+    fields = (catalog.Field("site_id", "siteRef", "string"),
+              catalog.Field("site_ref", "siteId", "string"))
+    with pytest.raises(aliases.AmbiguousName) as caught:
+        aliases.resolve(fields, "SITE_ID")
+    assert str(caught.value) == ("'SITE_ID' could mean 'site_id' or 'site_ref'; "
+                                 "write one of those names")
+    assert aliases.resolve(fields, "site_id").name == "site_id"  # exact spelling wins
+    with pytest.raises(KeyError):
+        aliases.resolve(fields, "colour")
+
+
+def test_activity_export_takes_an_email_or_a_path_alone(tmp_path: Path) -> None:
+    book = load_playbook(write(tmp_path, """\
+        tasks:
+          - activity_export: {email: user@contoso.com}
+          - activity_export: {path: "https://contoso.sharepoint.com/sites/a/b.docx"}
+        """))
+    assert dict(book.tasks[0].args) == {"email": "user@contoso.com", "path": ""}
+    assert dict(book.tasks[1].args) == {"path": "https://contoso.sharepoint.com/sites/a/b.docx",
+                                        "email": ""}
+
+
+def test_activity_export_templates_that_give_two_empties_are_refused(tmp_path: Path) -> None:
+    from runner.plan import compile_plan
+
+    book = load_playbook(write(tmp_path, """\
+        vars: {who: ""}
+        tasks:
+          - activity_export: {email: "{{ who }}"}
+        """))
+    with pytest.raises(PlaybookError, match="needs 'email' or 'path'.*after expanding"):
+        compile_plan(book)
+
+
+def test_filters_a_template_gives_take_every_case_style_too(tmp_path: Path) -> None:
+    from runner.plan import compile_plan
+
+    book = load_playbook(write(tmp_path, """\
+        vars: {f: {risk_level: [high], EXPOSURE_LEVEL: [3]}}
+        tasks:
+          - detail_records: {filters: "{{ f }}"}
+        """))
+    (step,) = compile_plan(book).steps
+    assert [(f["id"], list(f["values"])) for f in step.request["filters"]] == [
+        ("exposureLevel", ["3"]), ("riskLevel", ["3"])]

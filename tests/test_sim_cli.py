@@ -108,3 +108,13 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
         assert "Traceback" not in result.stderr
     finally:
         stop(process)
+
+
+def test_serve_says_it_serves_a_drifted_tenant(tmp_path):
+    # what the drift changes over HTTP is tested embedded, in test_sim_drift.py
+    process, text = start(tmp_path, "--drift", "3")
+    try:
+        assert "Insights simulator (seed 7, scale small, drift 3) is listening." in text
+    finally:
+        stop(process)
+    assert process.returncode == 0

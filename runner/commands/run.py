@@ -78,6 +78,7 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
             run_one(runs[0], options, on_event=progress)
     finally:
         progress.close()
+    _keep_history(runs, options)
     if len(runs) > 1:
         _show_tenants(several, as_json=as_json, quiet=quiet)
         code = several.exit_code
@@ -92,6 +93,20 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         code = result.exit_code
     if code:
         sys.exit(code)
+
+
+def _keep_history(runs: Sequence[Any], options: Any) -> None:
+    """Snapshot each tenant's outputs for ``diff`` (a failure to do so fails no run)."""
+    from runner.diff import history
+    from runner.execute.tenants import state_dir_for
+
+    for one in runs:
+        if one.result is None:
+            continue
+        try:
+            history.keep(one.result, state_dir_for(options, one.plan.playbook, one.tenant))
+        except OSError as exc:
+            click.echo(f"warning: this run's outputs were not kept for `diff`: {exc}", err=True)
 
 
 def _show_tenants(several: Any, *, as_json: bool, quiet: bool) -> None:

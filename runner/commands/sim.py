@@ -56,6 +56,9 @@ def sim() -> None:
               type=click.Choice(["small", "medium", "large"]), help="Size of the tenant.")
 @click.option("--job-seconds", default="5", show_default=True, callback=_job_seconds,
               help="How long an export job runs: seconds, or a range LOW-HIGH drawn per job.")
+@click.option("--drift", default=0, show_default=True, type=click.IntRange(0, None),
+              help="Serve the tenant some time later: N>0 adds anyone-links, removes users "
+                   "and raises the risk of some objects, the same for the same N (0: none).")
 @click.option("--token-lifetime", default=3600.0, show_default=True,
               type=click.FloatRange(1, None), help="Access-token lifetime in seconds.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -96,7 +99,7 @@ def sim() -> None:
               help="Export files named '../../...' with zip members that climb out of the "
                    "folder or are absolute (to test a client's safe extraction).")
 def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tuple[float, float],
-          token_lifetime: float,
+          drift: int, token_lifetime: float,
           out: Path | None, tls: bool, log_path: Path | None, fault_seed: int,
           fault_error_rate: float,
           fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float,
@@ -120,7 +123,7 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
     config = SimConfig(seed=seed, scale=scale, job_seconds=job_seconds,
                        token_lifetime=token_lifetime, faults=faults, credentials_dir=out,
                        host=host, port=port, log_path=log_path, fresh_certificate=True,
-                       tls=tls)
+                       tls=tls, drift=drift)
     simulator = Simulator(config)
     try:
         simulator.start()
@@ -148,7 +151,8 @@ def _announce(simulator, faulty: bool) -> None:
     cfg = simulator.config
     scale = cfg.scale if isinstance(cfg.scale, str) else "custom"
     lines = [
-        f"Insights simulator (seed {cfg.seed}, scale {scale}) is listening.",
+        f"Insights simulator (seed {cfg.seed}, scale {scale}"
+        f"{f', drift {cfg.drift}' if cfg.drift else ''}) is listening.",
         f"  Web API URL:   {simulator.base_url}",
         f"  Identity URL:  {simulator.identity_url}",
         f"  Client ID:     {simulator.client_id}",

@@ -105,8 +105,9 @@ class Api:
         return found
 
     def user_summary(self, op: Operation, values: dict[str, Any]) -> tuple[list, None]:
-        rows = start_page(self.tenant.user_count, values["start_page"], values["page_size"])
-        return [records.user_summary(self.tenant, u) for u in rows], None
+        users = self.tenant.users()
+        rows = start_page(len(users), values["start_page"], values["page_size"])
+        return [records.user_summary(self.tenant, users[i]) for i in rows], None
 
     def group_summary(self, op: Operation, values: dict[str, Any]) -> tuple[list, None]:
         rows = start_page(self.tenant.group_count, values["start_page"], values["page_size"])

@@ -29,6 +29,7 @@ from runner import catalog
 from runner.sim import faults as fault_kinds
 from runner.sim.api import Api, ApiError, error_response, json_response, problem_response
 from runner.sim.credentials import Credentials, write, write_tls
+from runner.sim.drift import tenant_for
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
 from runner.sim.identity import (
@@ -63,6 +64,7 @@ class SimConfig:
     tls: bool = False  # serve HTTPS with a self-signed certificate (see Simulator.ca_bundle)
     clock: Callable[[], float] = time.time
     export_bytes: int | None = None  # every export file: a synthetic .zip this big, streamed
+    drift: int = 0  # the tenant some time later (runner.sim.drift); 0 = as seeded
 
     @property
     def resolved_client_id(self) -> str:
@@ -84,7 +86,7 @@ class Service:
         self.identity = identity
         self.log = log
         self.faults = config.faults
-        self.tenant = Tenant(config.seed, config.scale)
+        self.tenant = tenant_for(config.seed, config.scale, config.drift)
         self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log)
         log.settle = self.jobs.settle
         self.api = Api(self.tenant, self.jobs, Reports(self.tenant), config.export_bytes)

@@ -24,7 +24,7 @@ import hashlib
 import math
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -246,6 +246,10 @@ class Tenant:
             direct_sites=self.h("direct", u) % (min(self.scale.direct_sites, self.site_count) + 1),
             created=_iso(10_000_000 + self.h("created", u) % 60_000_000), last_signin=signin,
         )
+
+    def users(self) -> Sequence[int]:
+        """The indices of the tenant's users, in order (a drifted tenant has lost some)."""
+        return range(self.user_count)
 
     def user_by_email(self, email: str) -> User | None:
         match = re.search(r"(\d+)(?:_[^@]*#ext#)?@", email or "")
