@@ -209,7 +209,7 @@ def run_plan(
 ) -> RunResult:
     """Execute ``plan`` (compiled from ``playbook``) and write its run report."""
     from runner.plan import compile_task
-    from runner.report import write_junit, write_run_report
+    from runner.report import write_junit, write_run_reports
 
     output_dir = Path(plan.output_dir)
     state_dir = options.state_dir or default_state_dir(plan.playbook)
@@ -226,6 +226,8 @@ def run_plan(
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
+        if on_event is not None and getattr(on_event, "wants_history", False):
+            on_event(("history", durations(store)))  # before --fresh forgets them
         if options.fresh:
             store.clear_steps(plan.playbook)
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
@@ -263,7 +265,8 @@ def run_plan(
                                     list(scheduler.outcomes.values()), [], started,
                                     time.time(), error=str(error))
                 if options.write_report:
-                    write_run_report(options.report_path or output_dir / REPORT_NAME, stopped)
+                    write_run_reports(options.report_path or output_dir / REPORT_NAME,
+                                      stopped, output_dir)
                     if options.junit:
                         write_junit(options.junit, stopped)
                 raise
@@ -279,11 +282,21 @@ def run_plan(
 
     if not options.write_report:
         return result
-    result.report_path = write_run_report(options.report_path or output_dir / REPORT_NAME,
-                                          result)
+    result.report_path = write_run_reports(options.report_path or output_dir / REPORT_NAME,
+                                           result, output_dir)
     if options.junit:
         write_junit(options.junit, result)
     return result
+
+
+def durations(store: StateStore) -> dict[str, list[float]]:
+    """Seconds each finished Step took in earlier runs, per operation (for the ETA):
+    ``finished_at - started_at`` of the succeeded Steps the state still records."""
+    seen: dict[str, list[float]] = {}
+    for state in store.steps().values():
+        if state.status == "succeeded" and state.started_at and state.finished_at:
+            seen.setdefault(state.operation, []).append(state.finished_at - state.started_at)
+    return seen
 
 
 def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> str:

@@ -1,5 +1,7 @@
-"""The run report: ``run-report.json`` (versioned, with its JSON Schema), JUnit XML, and the
-plain summary printed at the end of a run.
+"""The run report: ``run-report.json`` (versioned, with its JSON Schema), JUnit XML, the
+plain summary printed at the end of a run, and ``run-report.html`` beside the JSON
+(``runner.report.html``, its pictures drawn by ``runner.report.svg`` from the data and the
+risk queries' output files read by ``runner.report.risk``).
 
 A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
 (``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
@@ -76,6 +78,21 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
                     "files": {"type": "array", "items": {"type": "string"},
                               "description": "Files extracted or converted from the output "
                               "(extract, convert), relative to the output folder."},
+                    "jobs": {
+                        "type": "array",
+                        "description": "The export jobs of this Step in this run, each "
+                        "holding one of the tenant's slots from submitted to ended.",
+                        "items": {
+                            "type": "object",
+                            "required": ["job_id", "submitted", "ended", "status"],
+                            "properties": {
+                                "job_id": {"type": ["integer", "string"]},
+                                "submitted": _TIME,
+                                "ended": _TIME,
+                                "status": _NULLABLE_STR,
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -171,6 +188,11 @@ def step_entry(row: Any) -> dict[str, Any]:
     files = getattr(row, "files", None)
     if files:  # only Steps that extract or convert have them
         entry["files"] = [str(f) for f in files]
+    jobs = getattr(row, "jobs", None)
+    if jobs:  # export Steps that held a slot this run
+        entry["jobs"] = [{"job_id": job.job_id, "submitted": iso_time(job.submitted),
+                          "ended": iso_time(job.ended), "status": job.status}
+                         for job in jobs]
     if entry["status"] == "succeeded":
         entry["error"] = None  # an error from an earlier, retried attempt is not the outcome
     return entry
@@ -213,8 +235,27 @@ def write_report(path: str | Path, report: Any) -> FileInfo:
 
 
 def write_run_report(path: str | Path, result: Any) -> Path:
-    """The engine's entry point: write the report of a ``RunResult``; returns its path."""
+    """Write the JSON report of a ``RunResult``; returns its path."""
     return write_report(path, result).path
+
+
+def html_path(path: str | Path) -> Path:
+    """Where the HTML report goes: beside the JSON one, ``run-report.json`` → ``.html``."""
+    path = Path(path)
+    return path.with_suffix(".html") if path.suffix.lower() == ".json" else \
+        path.with_name(path.name + ".html")
+
+
+def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> Path:
+    """The engine's entry point: ``run-report.json`` and ``run-report.html`` beside it (of a
+    ``RunResult`` or a report dict; ``output_dir`` is where the Steps' outputs lie, for the
+    risk charts).  Returns the JSON report's path."""
+    from runner.report.html import write_html
+
+    report = _as_report(result)
+    written = write_report(path, report).path
+    write_html(html_path(written), report, Path(output_dir))
+    return written
 
 
 # ------------------------------------------------------------------------------ JUnit
