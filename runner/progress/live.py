@@ -67,6 +67,11 @@ def render(tracker: Tracker, ending: str | None = None, width: int = 100) -> Ren
     head = Table.grid(padding=(0, 1))
     head.add_row(bar, Text(_counts(tracker, total, ending)))
     parts: list[RenderableType] = [head, Text(_slots(tracker))]
+    held = sum(1 for run in tracker.running.values() if run.holds_slot)
+    if ending == "interrupted" and held:
+        jobs = f"{held} export job{'s are' if held != 1 else ' is'}"
+        parts.append(Text(f"{jobs} still on the service: the next run re-attaches to "
+                          f"{'them' if held != 1 else 'it'} (no second job)"))
     if ending is None:
         runs = sorted(tracker.running.values(), key=lambda r: r.since)
         if runs:
@@ -92,10 +97,6 @@ def _counts(tracker: Tracker, total: int, ending: str | None) -> str:
         text += f" · {tracker.reused} reused"
     text += f" · elapsed {clock_text(tracker.elapsed())}"
     if ending is not None:
-        held = sum(1 for run in tracker.running.values() if run.holds_slot)
-        if ending == "interrupted" and held:
-            ending += f" · {held} job{'s' if held != 1 else ''} left on the service " \
-                "for the next run to pick up"
         return f"{text} · {ending}"
     eta = tracker.eta()
     return text + (f" · ETA {clock_text(eta)}" if eta is not None else " · ETA estimating…")

@@ -216,7 +216,7 @@ def _risk(tasks: Sequence[TaskRisk]) -> str:
         if task.operation == "site_overview":
             totals = [(label, [task.totals.get(name, 0.0)]) for name, label in SITE_COUNTS]
             parts.append('<div class="charts">')
-            parts.append(bar_chart("Items, every site", totals, ["items"],
+            parts.append(bar_chart("Items, every site", totals, ["items"], compact=True,
                                    css_class="chart risk-totals"))
             parts.append(bar_chart(f"Top {len(task.top_sites)} sites by risk items",
                                    task.top_sites, [label for _, label in SITE_COUNTS],
@@ -227,7 +227,7 @@ def _risk(tasks: Sequence[TaskRisk]) -> str:
             for name, label, enum in LEVELS:
                 counts = task.levels.get(name, Counter())
                 rows = [(level, [float(n)]) for level, n in ordered_levels(enum, counts)]
-                parts.append(bar_chart(f"{label} level", rows, ["records"],
+                parts.append(bar_chart(f"{label} level", rows, ["records"], compact=True,
                                        css_class=f"chart risk-{label.lower()}"))
             parts.append("</div>")
     parts.append("</section>")

@@ -146,13 +146,16 @@ def timeline(groups: Sequence[tuple[str, int, Sequence[Bar]]], total: float) -> 
 
 
 def bar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]],
-              series: Sequence[str], *, css_class: str = "chart") -> str:
+              series: Sequence[str], *, css_class: str = "chart", compact: bool = False) -> str:
     """Horizontal bars: per row (a label), one bar per series, with its value written after.
 
-    ``series`` names the bars of a row (a legend is drawn when there are several).
+    ``series`` names the bars of a row (a legend is drawn when there are several);
+    ``compact`` charts are narrow enough for three side by side.
     """
     left, right, bar_h, gap, legend = 230, 60, 14, 8, 22 if len(series) > 1 else 0
     inner = 460
+    if compact:
+        left, inner, right = 115, 160, 50
     width = left + inner + right
     per_row = bar_h * len(series) + gap
     height = 28 + legend + max(1, len(rows)) * per_row + 8
@@ -174,7 +177,8 @@ def bar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]],
     if not rows:
         parts.append(f'<text x="4" y="{y + 12}" font-size="12" fill="#666">no records</text>')
     for label, values in rows:
-        shown = label if len(label) <= 34 else label[:33] + "…"
+        room = max(6, int((left - 10) / 6.5))
+        shown = label if len(label) <= room else label[: room - 1] + "…"
         middle = y + per_row / 2
         parts.append(f'<text class="label" x="{left - 6}" y="{middle:.1f}" font-size="12" '
                      f'text-anchor="end" fill="#333"><title>{esc(label)}</title>{esc(shown)}'
