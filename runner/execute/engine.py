@@ -58,6 +58,7 @@ class RunResult:
     finished: float
     interrupted: bool = False
     error: str | None = None  # why the run stopped early (exit 3), if it did
+    name: str | None = None  # the playbook's name (the reports' title)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -263,7 +264,7 @@ def run_plan(
                 store.finish_run(run_id, RunStatus.FAILED)
                 stopped = RunResult(run_key, plan.playbook, output_dir, None,
                                     list(scheduler.outcomes.values()), [], started,
-                                    time.time(), error=str(error))
+                                    time.time(), error=str(error), name=plan.name)
                 if options.write_report:
                     write_run_reports(options.report_path or output_dir / REPORT_NAME,
                                       stopped, output_dir)
@@ -275,7 +276,8 @@ def run_plan(
         for task in registry.waiting:
             skipped_tasks.append(f"{task.task_name}: its inputs never arrived")
         result = RunResult(run_key, plan.playbook, output_dir, None, list(outcomes.values()),
-                           skipped_tasks, started, time.time(), interrupted)
+                           skipped_tasks, started, time.time(), interrupted,
+                           name=plan.name)
         status = (RunStatus.INTERRUPTED if interrupted
                   else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
         store.finish_run(run_id, status)

@@ -38,9 +38,11 @@ dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:
 dl.facts dt{color:#666}dl.facts dd{margin:0;word-break:break-all}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{background:#fff;border:1px solid #e0e0e0;
  border-radius:6px;padding:8px 14px;min-width:90px}.card b{display:block;font-size:20px}
-.card span{color:#666;font-size:12px}
+.card span{color:#666;font-size:12px}.card.bad{border-color:#c62828}.card.bad b{color:#c62828}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top}
+table.task{table-layout:fixed}table.task th:first-child{width:30%}
+table.task th:nth-child(2){width:12%}table.task th:last-child{width:30%}
 th{background:#f0f0f0}td.num{text-align:right;white-space:nowrap}
 td.err,pre{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;
  font-size:12px;margin:0}
@@ -104,8 +106,8 @@ def _summary(report: Mapping[str, Any]) -> str:
     cards.append((sum(1 for s in done if s["reused"]), "from an earlier run"))
     cards.append((human_size(sum(s["bytes"] or 0 for s in done)), "written"))
     cards.append((sum(s.get("records") or 0 for s in done), "records"))
-    html = "".join(f'<div class="card"><b>{esc(v)}</b><span>{esc(k)}</span></div>'
-                   for v, k in cards)
+    html = "".join(f'<div class="card{" bad" if k == "failed" else ""}"><b>{esc(v)}</b>'
+                   f"<span>{esc(k)}</span></div>" for v, k in cards)
     parts = [f'<section id="summary"><h2>Summary</h2><div class="cards">{html}</div>']
     tenants = report.get("tenants")
     if tenants:

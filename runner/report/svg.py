@@ -152,7 +152,8 @@ def bar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]],
     ``series`` names the bars of a row (a legend is drawn when there are several);
     ``compact`` charts are narrow enough for three side by side.
     """
-    left, right, bar_h, gap, legend = 230, 60, 14, 8, 22 if len(series) > 1 else 0
+    left, right, gap, legend = 230, 60, 8, 22 if len(series) > 1 else 0
+    bar_h = 14 if len(series) == 1 else 10
     inner = 460
     if compact:
         left, inner, right = 115, 160, 50
