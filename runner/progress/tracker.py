@@ -168,31 +168,33 @@ class Tracker:
         """Seconds until every Step is done, or None before there is anything to go on.
 
         Work left = the expected time of each queued Step plus what remains of each running
-        one; exports share a tenant's slots, queries and downloads the worker threads; the
-        slowest tenant sets the end.
+        one.  Exports share a tenant's slots, queries and downloads the worker threads: a
+        pool ends after its work divided by its capacity, but never before its longest
+        Step (one job of an hour takes an hour, whatever slots are free).  The slowest
+        pool of the slowest tenant sets the end.
         """
         if self.finished >= self.total and not self.running:
             return 0.0
         now = self.clock()
-        exports: defaultdict[str | None, float] = defaultdict(float)
-        queries: defaultdict[str | None, float] = defaultdict(float)
+        work: defaultdict[tuple[str | None, bool], float] = defaultdict(float)
+        longest: defaultdict[tuple[str | None, bool], float] = defaultdict(float)
+        items: list[tuple[str | None, str, str, float, int]] = []
         for (tenant, operation, kind), count in self.queued.items():
-            if count <= 0:
-                continue
-            expected = self.expected(operation, kind)
-            if expected is None:
-                return None
-            (exports if kind == "export" else queries)[tenant] += expected * count
+            if count > 0:
+                items.append((tenant, operation, kind, 0.0, count))
         for run in self.running.values():
-            operation, kind = _key(run.step, run.tenant)[1:]
+            tenant, operation, kind = _key(run.step, run.tenant)
+            items.append((tenant, operation, kind, now - run.since, 1))
+        for tenant, operation, kind, elapsed, count in items:
             expected = self.expected(operation, kind)
             if expected is None:
                 return None
-            left = max(expected - (now - run.since), 0.1 * expected)
-            (exports if kind == "export" else queries)[run.tenant] += left
-        tenants = set(exports) | set(queries)
-        return max((max(exports[t] / self.slot_limit, queries[t] / self.workers)
-                    for t in tenants), default=0.0)
+            left = max(expected - elapsed, 0.1 * expected) if elapsed else expected
+            pool = (tenant, kind == "export")
+            work[pool] += left * count
+            longest[pool] = max(longest[pool], left)
+        return max((max(total / (self.slot_limit if pool[1] else self.workers), longest[pool])
+                    for pool, total in work.items()), default=0.0)
 
 
 def _key(step: Any, tenant: str | None) -> tuple[str | None, str, str]:
