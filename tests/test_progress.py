@@ -301,3 +301,29 @@ def test_paging_counts_records_and_records_per_second() -> None:
     run = tracker.running[(None, "q")]
     assert run.records == 2000
     assert run.records_per_second(clock.now) == pytest.approx(1000.0)
+
+
+def test_several_tenants_show_their_own_slots_and_get_one_timeline_each(make_sim,
+                                                                       tmp_path: Path) -> None:
+    from test_inventory import env_for_two, two_tenants
+
+    first = make_sim(seed=7, job_seconds=2.0)
+    second = make_sim(seed=8, job_seconds=2.0)
+    tasks = [{"name": "Links", "link_export": {"link_type": "anyone", "start_time": "{{ item }}"},
+              "loop": ["2025-01-01T00:00:00", "2025-02-01T00:00:00"],
+              "output": "{{ tenant }}/links-{{ item[:7] }}.zip"}]
+    playbook = two_tenants(tmp_path, first, second, tasks)
+    env = env_for_two(first, second)
+    env.pop("NO_COLOR")
+    env["TERM"] = "xterm-256color"
+    term = Terminal(["run", str(playbook)], env)
+
+    during = term.wait_for(r"contoso ■■□□□ 2/5   fabrikam ■■□□□ 2/5")
+    code = term.finish()
+
+    assert code == 0, term.screen()
+    assert re.search(r"\nfabrikam: Links +fabrikam/links-2025-0[12]\.zip +export job running",
+                     during), during
+    page = (tmp_path / "reports" / "run-report.html").read_text("utf-8")
+    assert page.count(">tenant contoso</text>") == page.count(">tenant fabrikam</text>") == 1
+    assert page.count('<g class="job job-succeeded">') == 4

@@ -57,7 +57,7 @@ class Tracker:
 
     def event(self, kind: str, payload: Any, tenant: str | None = None) -> None:
         if tenant not in self.tenants:
-            self.tenants.append(tenant)
+            self.tenants = sorted([*self.tenants, tenant], key=lambda t: (t is not None, t or ""))
         if kind == "history":
             self.add_history(payload)
         elif kind == "added":

@@ -21,6 +21,7 @@ from runner.report import _duration, human_size
 from runner.report.risk import LEVELS, SITE_COUNTS, TaskRisk, ordered_levels, risk_tasks
 from runner.report.svg import Bar, assign_lanes, bar_chart, esc, timeline
 
+FAILURES_SHOWN = 1000  # failed Steps listed; the JSON report has them all
 ROWS_PER_TASK = 500  # a task's table shows this many Steps; the JSON report has them all
 TIMELINE_JOBS = 5000  # more jobs than this are summed up, not drawn one by one
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -135,7 +136,10 @@ def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
         f"<td>{esc(s['operation'])}</td><td class=\"num\">{esc(s['attempts'])}</td>"
         f"<td class=\"err\">{esc(s['error'] or 'no error recorded')}"
         f"{' (errors ignored)' if s.get('ignored') else ''}</td></tr>"
-        for s in failed)
+        for s in failed[:FAILURES_SHOWN])
+    if len(failed) > FAILURES_SHOWN:
+        rows += (f'<tr><td colspan="6">… and {len(failed) - FAILURES_SHOWN} more '
+                 "(see run-report.json)</td></tr>")
     tenant = "<th>Tenant</th>" if any("tenant" in s for s in failed) else ""
     return (f'<section id="failed"><h2>Failed Steps ({len(failed)})</h2>'
             f'<table id="failures"><tr>{tenant}<th>Task</th><th>Output</th><th>Operation</th>'
@@ -160,7 +164,8 @@ def _slots(report: Mapping[str, Any]) -> str:
     if not spans:
         return head + "<p>No export job ran in this run.</p></section>"
     every = [s for group in spans.values() for s in group]
-    origin = min([_epoch(report.get("started")) or every[0][0], *(s[0] for s in every)])
+    run_start = _epoch(report.get("started")) or every[0][0]
+    origin = min([run_start, *(s[0] for s in every)])
     finish = _epoch(report.get("finished")) or max(e or b for b, e, _, _ in every)
     finish = max(finish, *(e or b for b, e, _, _ in every))
     slots = catalog.MAX_CONCURRENT_EXPORTS
@@ -178,9 +183,12 @@ def _slots(report: Mapping[str, Any]) -> str:
             name = Path(str(step["output"] or step["id"])).name
             tip = (f"job {job['job_id']} · {step['task']} · {step['output'] or step['id']} · "
                    f"{_duration(end - begin)} · "
-                   f"{status if ended is not None else 'still running when the run stopped'}")
+                   f"{status if ended is not None else 'still running when the run stopped'}"
+                   + (" · submitted by an earlier run" if begin < run_start else ""))
             bars.append(Bar(lane, begin - origin, end - origin, status, name, tip))
         groups.append((f"tenant {tenant}" if tenant else "this tenant", slots, bars))
+    # Jobs re-attached from an earlier run began before this one: show where it began.
+    marks = [(run_start - origin, "this run started")] if origin < run_start - 0.5 else []
     legend = "".join(f'<span><i style="background:{colour}"></i>{esc(name)}</span>'
                      for name, colour in (("succeeded", "#2e7d32"), ("failed", "#c62828"),
                                           ("with exceptions", "#f9a825"),
@@ -188,7 +196,7 @@ def _slots(report: Mapping[str, Any]) -> str:
     return (head + '<p class="note">Each bar is one export job, from its submit to the poll '
             "that saw it end (the download goes on beside the slots). Hover a bar for the "
             f'job.</p><div class="legend">{legend}</div>'
-            + timeline(groups, finish - origin) + _busy_note(spans, slots, finish)
+            + timeline(groups, finish - origin, marks) + _busy_note(spans, slots, finish)
             + "</section>")
 
 

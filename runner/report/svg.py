@@ -89,10 +89,12 @@ def seconds_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def timeline(groups: Sequence[tuple[str, int, Sequence[Bar]]], total: float) -> str:
+def timeline(groups: Sequence[tuple[str, int, Sequence[Bar]]], total: float,
+             marks: Sequence[tuple[float, str]] = ()) -> str:
     """The slot timeline: per group (a tenant: its name, slot count, bars), one row per slot.
 
-    ``total``: the seconds the x axis covers (the run's length).
+    ``total``: the seconds the x axis covers (the run's length); ``marks``: labelled
+    moments drawn as dashed lines (when this run started, after jobs of an earlier one).
     """
     left, right, lane_h, gap, head = 120, 16, 22, 4, 22
     inner = WIDTH - left - right
@@ -141,6 +143,12 @@ def timeline(groups: Sequence[tuple[str, int, Sequence[Bar]]], total: float) -> 
                              f'fill="#fff" pointer-events="none">{esc(text)}</text>')
             parts.append("</g>")
         y += lanes * (lane_h + gap)
+    for at, label in marks:
+        x = left + at * scale
+        parts.append(f'<line class="mark" x1="{x:.1f}" y1="18" x2="{x:.1f}" y2="{axis_y}" '
+                     'stroke="#333" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{x + 3:.1f}" y="14" font-size="11" fill="#333">{esc(label)}'
+                     '</text>')
     parts.append("</svg>")
     return "".join(parts)
 
