@@ -1,7 +1,8 @@
-"""The run report: ``run-report.json`` (versioned, with its JSON Schema), JUnit XML, the
-plain summary printed at the end of a run, and ``run-report.html`` beside the JSON
-(``runner.report.html``, its pictures drawn by ``runner.report.svg`` from the data and the
-risk queries' output files read by ``runner.report.risk``).
+"""The run report: ``run-report.json`` (versioned, with its JSON Schema) and the plain
+summary printed at the end of a run; JUnit XML (``runner.report.junit``) and
+``run-report.html`` beside the JSON (``runner.report.html``, its pictures drawn by
+``runner.report.svg`` from the data and the risk queries' output files read by
+``runner.report.risk``).  Every name is importable from ``runner.report``.
 
 A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
 (``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
@@ -15,8 +16,6 @@ rows carry no credentials, and the JSON encoder refuses a ``Secret``.
 from __future__ import annotations
 
 import json
-import re
-import xml.etree.ElementTree as ET  # noqa: S405 - writes XML only, never parses it
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -258,75 +257,6 @@ def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> 
     return written
 
 
-# ------------------------------------------------------------------------------ JUnit
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _xml_text(value: Any) -> str:
-    return _XML_ILLEGAL.sub("?", str(value))
-
-
-def junit_xml(report: Any) -> bytes:
-    """JUnit XML for CI: one testcase per Step (classname = task, name = operation + output).
-
-    ``failed`` Steps carry a ``failure`` (but a ``skipped`` when the task ignores errors, so
-    CI agrees with the exit code); ``skipped`` (tags, ``when``) a ``skipped``; a Step the run
-    did not finish (pending, interrupted) an ``error``.
-    """
-    report = _as_report(report)
-    steps = report["steps"]
-    counts = Counter(_junit_kind(step) for step in steps)
-    total = sum(step["seconds"] or 0 for step in steps)
-    suites = ET.Element("testsuites", name="insights-runner", tests=str(len(steps)),
-                        failures=str(counts["failure"]), errors=str(counts["error"]),
-                        skipped=str(counts["skipped"]), time=f"{total:.3f}")
-    suite = ET.SubElement(
-        suites, "testsuite", name=_xml_text(report.get("name") or report["playbook"]),
-        tests=str(len(steps)), failures=str(counts["failure"]), errors=str(counts["error"]),
-        skipped=str(counts["skipped"]), time=f"{total:.3f}",
-        timestamp=(report.get("started") or "").rstrip("Z"))
-    for step in steps:
-        case = ET.SubElement(
-            suite, "testcase", classname=_xml_text(step["task"] or step["operation"]),
-            name=_xml_text(f"{step['operation']} {step['output'] or step['id']}"),
-            time=f"{step['seconds'] or 0:.3f}")
-        kind = _junit_kind(step)
-        error = step["error"] or ""
-        if step.get("ignored"):
-            error = f"failed (errors ignored): {error}"
-        if kind == "failure":
-            element = ET.SubElement(case, "failure", message=_xml_text(error.split("\n")[0]),
-                                    type="StepFailed")
-            element.text = _xml_text(error)
-        elif kind == "error":
-            ET.SubElement(case, "error", message=f"not finished: {step['status']}",
-                          type="StepNotFinished")
-        elif kind == "skipped":
-            ET.SubElement(case, "skipped", message=_xml_text(error or "skipped"))
-        details = [f"step {step['id']}"]
-        if step["job_id"] is not None:
-            details.append(f"job {step['job_id']}")
-        if step["sha256"]:
-            details.append(f"{step['bytes']} bytes, sha256 {step['sha256']}")
-        details.extend(f"warning: {w}" for w in step["warnings"])
-        ET.SubElement(case, "system-out").text = _xml_text("\n".join(details))
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def _junit_kind(step: Mapping[str, Any]) -> str:
-    if step.get("ignored"):
-        return "skipped"
-    kinds = {"succeeded": "pass", "failed": "failure", "skipped": "skipped"}
-    return kinds.get(step["status"], "error")
-
-
-def write_junit(path: str | Path, report: Any) -> FileInfo:
-    """Write JUnit XML (of a report dict or a ``RunResult``) atomically."""
-    return write_atomic(Path(path), junit_xml(report), "junit")
-
-
 # --------------------------------------------------------------------------- terminal
 
 
@@ -445,3 +375,13 @@ def human_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+# JUnit XML lives in its own module, which reads ``_as_report`` from this one (defined above).
+from runner.report.junit import junit_xml, write_junit  # noqa: E402
+
+__all__ = [
+    "REPORT_VERSION", "RUN_REPORT_SCHEMA", "STEP_STATUSES", "build_report", "html_path",
+    "human_size", "iso_time", "junit_xml", "report_from_result", "report_json", "step_entry",
+    "summary_table", "write_junit", "write_report", "write_run_report", "write_run_reports",
+]
