@@ -327,3 +327,22 @@ def test_several_tenants_show_their_own_slots_and_get_one_timeline_each(make_sim
     page = (tmp_path / "reports" / "run-report.html").read_text("utf-8")
     assert page.count(">tenant contoso</text>") == page.count(">tenant fabrikam</text>") == 1
     assert page.count('<g class="job job-succeeded">') == 4
+
+
+def test_a_paged_query_shows_its_records_and_records_per_second(sim, tmp_path: Path) -> None:
+    from run_support import write_playbook
+
+    # Small pages: the small tenant's ~2,000 records take a few seconds to page.
+    playbook = write_playbook(tmp_path, sim, [{"name": "Every record", "output": "all.jsonl",
+                                               "detail_records": {"page_size": 5}}])
+    term = Terminal(["run", str(playbook)], terminal_env(sim))
+
+    line = term.wait_for(r"Every record +all\.jsonl +paging [\d,]+ records · [\d,]+/s +0:00:0\d")
+    code = term.finish()
+
+    assert code == 0, term.screen()
+    shown = re.search(r"paging ([\d,]+) records · ([\d,]+)/s", line)
+    assert shown is not None
+    records, rate = (int(value.replace(",", "")) for value in shown.groups())
+    written = len((tmp_path / "reports" / "all.jsonl").read_text("utf-8").splitlines())
+    assert 0 < records < written and rate > 0
