@@ -110,12 +110,14 @@ def test_an_output_may_not_take_the_runners_own_files(sim, tmp_path: Path) -> No
     playbook = write_playbook(tmp_path, sim, [
         {"name": "A", "user_summary": {}, "output": "run-report.json"},
         {"name": "B", "group_summary": {}, "output": ".insights-runner/state.db"},
+        {"name": "C", "site_ids": {}, "output": "run-report.html"},
     ], output_dir=".")
 
     result = runner("validate", playbook)
 
     assert result.returncode == 2
-    assert "where the run report goes" in result.stdout
+    assert "'run-report.json' is where the run report goes" in result.stdout
+    assert "'run-report.html' is where the run report goes" in result.stdout
     assert "the runner's state" in result.stdout
 
 

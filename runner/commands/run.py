@@ -44,7 +44,7 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         state_dir: Path | None, junit: Path | None, as_json: bool, quiet: bool,
         report: Path | None = None) -> None:
     from runner import planfile
-    from runner.errors import UserError
+    from runner.errors import Interrupted, UserError
     from runner.execute.engine import RunOptions, check_connection, run_plan
     from runner.execute.tenants import TenantRun, run_one, run_tenants
     from runner.progress import Progress
@@ -68,6 +68,7 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
             click.echo(f"{one.tenant}: {line}" if one.tenant else line, err=as_json)
         return
     progress = Progress(0, quiet=quiet or as_json)  # the schedulers say how many Steps
+    ending = "stopped"
     try:
         if len(runs) > 1:
             several = run_tenants(runs, options, on_event=progress)
@@ -76,8 +77,14 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
                                       on_event=progress)
         else:
             run_one(runs[0], options, on_event=progress)
+        ending = "finished"
+        if len(runs) == 1 and runs[0].result is not None and runs[0].result.interrupted:
+            ending = "interrupted"
+    except Interrupted:
+        ending = "interrupted"
+        raise
     finally:
-        progress.close()
+        progress.close(ending)
     _keep_history(runs, options)
     if len(runs) > 1:
         _show_tenants(several, as_json=as_json, quiet=quiet)

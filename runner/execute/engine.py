@@ -58,6 +58,7 @@ class RunResult:
     finished: float
     interrupted: bool = False
     error: str | None = None  # why the run stopped early (exit 3), if it did
+    name: str | None = None  # the playbook's name (the reports' title)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -209,7 +210,7 @@ def run_plan(
 ) -> RunResult:
     """Execute ``plan`` (compiled from ``playbook``) and write its run report."""
     from runner.plan import compile_task
-    from runner.report import write_junit, write_run_report
+    from runner.report import write_junit, write_run_reports
 
     output_dir = Path(plan.output_dir)
     state_dir = options.state_dir or default_state_dir(plan.playbook)
@@ -226,6 +227,8 @@ def run_plan(
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
+        if on_event is not None and getattr(on_event, "wants_history", False):
+            on_event(("history", durations(store)))  # before --fresh forgets them
         if options.fresh:
             store.clear_steps(plan.playbook)
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
@@ -261,9 +264,10 @@ def run_plan(
                 store.finish_run(run_id, RunStatus.FAILED)
                 stopped = RunResult(run_key, plan.playbook, output_dir, None,
                                     list(scheduler.outcomes.values()), [], started,
-                                    time.time(), error=str(error))
+                                    time.time(), error=str(error), name=plan.name)
                 if options.write_report:
-                    write_run_report(options.report_path or output_dir / REPORT_NAME, stopped)
+                    write_run_reports(options.report_path or output_dir / REPORT_NAME,
+                                      stopped, output_dir)
                     if options.junit:
                         write_junit(options.junit, stopped)
                 raise
@@ -272,18 +276,29 @@ def run_plan(
         for task in registry.waiting:
             skipped_tasks.append(f"{task.task_name}: its inputs never arrived")
         result = RunResult(run_key, plan.playbook, output_dir, None, list(outcomes.values()),
-                           skipped_tasks, started, time.time(), interrupted)
+                           skipped_tasks, started, time.time(), interrupted,
+                           name=plan.name)
         status = (RunStatus.INTERRUPTED if interrupted
                   else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
         store.finish_run(run_id, status)
 
     if not options.write_report:
         return result
-    result.report_path = write_run_report(options.report_path or output_dir / REPORT_NAME,
-                                          result)
+    result.report_path = write_run_reports(options.report_path or output_dir / REPORT_NAME,
+                                           result, output_dir)
     if options.junit:
         write_junit(options.junit, result)
     return result
+
+
+def durations(store: StateStore) -> dict[str, list[float]]:
+    """Seconds each finished Step took in earlier runs, per operation (for the ETA):
+    ``finished_at - started_at`` of the succeeded Steps the state still records."""
+    seen: dict[str, list[float]] = {}
+    for state in store.steps().values():
+        if state.status == "succeeded" and state.started_at and state.finished_at:
+            seen.setdefault(state.operation, []).append(state.finished_at - state.started_at)
+    return seen
 
 
 def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> str:

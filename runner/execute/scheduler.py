@@ -128,6 +128,18 @@ class Stop:
 
 
 @dataclass
+class JobSpan:
+    """One export job's hold on a slot (wall-clock times): from its submit to the poll that
+    saw it end, or to the moment the scheduler stopped waiting for it (``ended`` stays None
+    while it runs, and when the run was interrupted)."""
+
+    job_id: int | str
+    submitted: float | None
+    ended: float | None = None
+    status: str | None = None  # the job's end (succeeded, failed, ...) or "abandoned"
+
+
+@dataclass
 class Outcome:
     """What became of one Step in this run (the run report's row)."""
 
@@ -146,6 +158,7 @@ class Outcome:
     started: float | None = None
     finished: float | None = None
     files: list[str] = field(default_factory=list)  # extracted/converted, output-relative
+    jobs: list[JobSpan] = field(default_factory=list)  # every job of this Step, this run
 
 
 @dataclass
@@ -157,6 +170,7 @@ class _Job:
     poll_errors: int = 0
     reattached: bool = False  # found submitted by an earlier run
     odd_answers: int = 0  # status codes that are not a job's (0, or unknown ones)
+    span: JobSpan | None = None  # the run report's record of the slot it holds
 
 
 Event = tuple[str, Any]  # (kind, payload) for progress displays
@@ -248,7 +262,7 @@ class Scheduler:
         now = self.clock()
         # Each id once: a Step already scheduled (same request and output) is not run again.
         fresh = list({s.id: s for s in steps if s.id not in self.outcomes}.values())
-        self._emit("added", len(fresh))  # progress counts deferred tasks' Steps too
+        self._emit("added", fresh)  # progress counts deferred tasks' Steps too
         for step in fresh:
             outcome = self.outcomes.setdefault(step.id, Outcome(step))
             state = states.get(step.id)
@@ -280,7 +294,10 @@ class Scheduler:
         if step.kind == "export":
             if state.status in (S.SUBMITTED, S.DOWNLOADING) and state.job_id is not None:
                 # Re-attach: the job is (or was) on the service; poll it, never resubmit.
-                self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True)
+                span = JobSpan(state.job_id, state.submitted_at)
+                outcome.jobs.append(span)
+                self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True,
+                                           span=span)
                 self._emit("reattached", step)
             elif state.status == S.SUBMITTING:
                 outcome.warnings.append(
@@ -314,6 +331,7 @@ class Scheduler:
             state = self.store.submitting(step.id)
             outcome.attempts = state.attempts
             outcome.started = outcome.started or self.wall()
+            sent = self.wall()
             try:
                 job_id = self.api.submit(step)
             except SlotsBusy:
@@ -340,7 +358,9 @@ class Scheduler:
             self._busy_backoff = 0.0
             self.store.submitted(step.id, job_id)
             outcome.job_id = job_id
-            self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0))
+            span = JobSpan(job_id, sent)
+            outcome.jobs.append(span)
+            self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0), span=span)
             self._emit("submitted", step)
             now = self.clock()
 
@@ -373,10 +393,10 @@ class Scheduler:
                 if _fatal(error):
                     raise
                 if _job_unknown(error):
-                    del self._jobs[step_id]
+                    self._release(step_id, "unknown")
                     self._job_unknown(job)
                 elif not error.transient or job.poll_errors > self.max_poll_errors:
-                    del self._jobs[step_id]
+                    self._release(step_id, "abandoned")
                     self._fail(job.step, error)
                 else:
                     job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
@@ -386,13 +406,20 @@ class Scheduler:
                 if problem is None:
                     job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
                 else:
-                    del self._jobs[step_id]
+                    self._release(step_id, "abandoned")
                     self._fail(job.step, RunnerError(problem))
                 continue
-            del self._jobs[step_id]  # the slot is free from this moment
+            self._release(step_id, catalog.EXPORT_STATUS.member(status).name)  # slot is free
             self._emit("job_finished", job.step)
             self._job_ended(job, status)
             now = self.clock()
+
+    def _release(self, step_id: str, how: str) -> None:
+        """The job no longer holds a slot: forget it, and note when in its span."""
+        job = self._jobs.pop(step_id)
+        if job.span is not None:
+            job.span.ended = self.wall()
+            job.span.status = how
 
     def _still_running_problem(self, job: _Job, status: int, now: float) -> str | None:
         """Why to stop waiting for a job that is not finished, if there is a reason."""

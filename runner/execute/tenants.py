@@ -75,22 +75,29 @@ def run_one(run: TenantRun, options: RunOptions,
 def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
                 on_event: Callable[[Any], None] | None = None) -> TenantsResult:
     """Run every tenant's plan at once and write one combined run report."""
-    from runner.report import write_junit, write_report
+    from runner.report import write_junit, write_run_reports
 
     stop = Stop()
     shared = dataclasses.replace(options, write_report=False, junit=None, stop=stop)
     lock = threading.Lock()
 
-    def event(value: Any) -> None:
-        if on_event is not None:
-            with lock:  # one progress line for every thread
-                on_event(value)
+    class Tagged:
+        """A tenant's events, with its name added, for the one progress display."""
+
+        def __init__(self, tenant: str | None) -> None:
+            self.tenant = tenant
+            self.wants_history = getattr(on_event, "wants_history", False)
+
+        def __call__(self, value: Any) -> None:
+            if on_event is not None:
+                with lock:  # one progress display for every thread
+                    on_event((*value, self.tenant))
 
     failures: list[BaseException] = []
 
     def work(run: TenantRun) -> None:
         try:
-            run_one(run, shared, event)
+            run_one(run, shared, Tagged(run.tenant))
         except RunnerError as error:  # this tenant stops; the others go on
             run.error = error
         except BaseException as exc:  # a bug: re-raised in the main thread
@@ -108,7 +115,7 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
         raise failures[0]
     report = combined_report(runs, started, time.time())
     folder = report_folder(runs)
-    path = write_report(options.report_path or folder / REPORT_NAME, report).path
+    path = write_run_reports(options.report_path or folder / REPORT_NAME, report, folder)
     if options.junit:
         write_junit(options.junit, report)
     if stop.is_set():

@@ -1,5 +1,8 @@
-"""The run report: ``run-report.json`` (versioned, with its JSON Schema), JUnit XML, and the
-plain summary printed at the end of a run.
+"""The run report: ``run-report.json`` (versioned, with its JSON Schema) and the plain
+summary printed at the end of a run; JUnit XML (``runner.report.junit``) and
+``run-report.html`` beside the JSON (``runner.report.html``, its pictures drawn by
+``runner.report.svg`` from the data and the risk queries' output files read by
+``runner.report.risk``).  Every name is importable from ``runner.report``.
 
 A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
 (``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
@@ -13,8 +16,6 @@ rows carry no credentials, and the JSON encoder refuses a ``Secret``.
 from __future__ import annotations
 
 import json
-import re
-import xml.etree.ElementTree as ET  # noqa: S405 - writes XML only, never parses it
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -76,6 +77,21 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
                     "files": {"type": "array", "items": {"type": "string"},
                               "description": "Files extracted or converted from the output "
                               "(extract, convert), relative to the output folder."},
+                    "jobs": {
+                        "type": "array",
+                        "description": "The export jobs of this Step in this run, each "
+                        "holding one of the tenant's slots from submitted to ended.",
+                        "items": {
+                            "type": "object",
+                            "required": ["job_id", "submitted", "ended", "status"],
+                            "properties": {
+                                "job_id": {"type": ["integer", "string"]},
+                                "submitted": _TIME,
+                                "ended": _TIME,
+                                "status": _NULLABLE_STR,
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -171,6 +187,11 @@ def step_entry(row: Any) -> dict[str, Any]:
     files = getattr(row, "files", None)
     if files:  # only Steps that extract or convert have them
         entry["files"] = [str(f) for f in files]
+    jobs = getattr(row, "jobs", None)
+    if jobs:  # export Steps that held a slot this run
+        entry["jobs"] = [{"job_id": job.job_id, "submitted": iso_time(job.submitted),
+                          "ended": iso_time(job.ended), "status": job.status}
+                         for job in jobs]
     if entry["status"] == "succeeded":
         entry["error"] = None  # an error from an earlier, retried attempt is not the outcome
     return entry
@@ -213,77 +234,27 @@ def write_report(path: str | Path, report: Any) -> FileInfo:
 
 
 def write_run_report(path: str | Path, result: Any) -> Path:
-    """The engine's entry point: write the report of a ``RunResult``; returns its path."""
+    """Write the JSON report of a ``RunResult``; returns its path."""
     return write_report(path, result).path
 
 
-# ------------------------------------------------------------------------------ JUnit
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _xml_text(value: Any) -> str:
-    return _XML_ILLEGAL.sub("?", str(value))
+def html_path(path: str | Path) -> Path:
+    """Where the HTML report goes: beside the JSON one, ``run-report.json`` → ``.html``."""
+    path = Path(path)
+    return path.with_suffix(".html") if path.suffix.lower() == ".json" else \
+        path.with_name(path.name + ".html")
 
 
-def junit_xml(report: Any) -> bytes:
-    """JUnit XML for CI: one testcase per Step (classname = task, name = operation + output).
+def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> Path:
+    """The engine's entry point: ``run-report.json`` and ``run-report.html`` beside it (of a
+    ``RunResult`` or a report dict; ``output_dir`` is where the Steps' outputs lie, for the
+    risk charts).  Returns the JSON report's path."""
+    from runner.report.html import write_html
 
-    ``failed`` Steps carry a ``failure`` (but a ``skipped`` when the task ignores errors, so
-    CI agrees with the exit code); ``skipped`` (tags, ``when``) a ``skipped``; a Step the run
-    did not finish (pending, interrupted) an ``error``.
-    """
-    report = _as_report(report)
-    steps = report["steps"]
-    counts = Counter(_junit_kind(step) for step in steps)
-    total = sum(step["seconds"] or 0 for step in steps)
-    suites = ET.Element("testsuites", name="insights-runner", tests=str(len(steps)),
-                        failures=str(counts["failure"]), errors=str(counts["error"]),
-                        skipped=str(counts["skipped"]), time=f"{total:.3f}")
-    suite = ET.SubElement(
-        suites, "testsuite", name=_xml_text(report.get("name") or report["playbook"]),
-        tests=str(len(steps)), failures=str(counts["failure"]), errors=str(counts["error"]),
-        skipped=str(counts["skipped"]), time=f"{total:.3f}",
-        timestamp=(report.get("started") or "").rstrip("Z"))
-    for step in steps:
-        case = ET.SubElement(
-            suite, "testcase", classname=_xml_text(step["task"] or step["operation"]),
-            name=_xml_text(f"{step['operation']} {step['output'] or step['id']}"),
-            time=f"{step['seconds'] or 0:.3f}")
-        kind = _junit_kind(step)
-        error = step["error"] or ""
-        if step.get("ignored"):
-            error = f"failed (errors ignored): {error}"
-        if kind == "failure":
-            element = ET.SubElement(case, "failure", message=_xml_text(error.split("\n")[0]),
-                                    type="StepFailed")
-            element.text = _xml_text(error)
-        elif kind == "error":
-            ET.SubElement(case, "error", message=f"not finished: {step['status']}",
-                          type="StepNotFinished")
-        elif kind == "skipped":
-            ET.SubElement(case, "skipped", message=_xml_text(error or "skipped"))
-        details = [f"step {step['id']}"]
-        if step["job_id"] is not None:
-            details.append(f"job {step['job_id']}")
-        if step["sha256"]:
-            details.append(f"{step['bytes']} bytes, sha256 {step['sha256']}")
-        details.extend(f"warning: {w}" for w in step["warnings"])
-        ET.SubElement(case, "system-out").text = _xml_text("\n".join(details))
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def _junit_kind(step: Mapping[str, Any]) -> str:
-    if step.get("ignored"):
-        return "skipped"
-    kinds = {"succeeded": "pass", "failed": "failure", "skipped": "skipped"}
-    return kinds.get(step["status"], "error")
-
-
-def write_junit(path: str | Path, report: Any) -> FileInfo:
-    """Write JUnit XML (of a report dict or a ``RunResult``) atomically."""
-    return write_atomic(Path(path), junit_xml(report), "junit")
+    report = _as_report(result)
+    written = write_report(path, report).path
+    write_html(html_path(written), report, Path(output_dir))
+    return written
 
 
 # --------------------------------------------------------------------------- terminal
@@ -404,3 +375,13 @@ def human_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+# JUnit XML lives in its own module, which reads ``_as_report`` from this one (defined above).
+from runner.report.junit import junit_xml, write_junit  # noqa: E402
+
+__all__ = [
+    "REPORT_VERSION", "RUN_REPORT_SCHEMA", "STEP_STATUSES", "build_report", "html_path",
+    "human_size", "iso_time", "junit_xml", "report_from_result", "report_json", "step_entry",
+    "summary_table", "write_junit", "write_report", "write_run_report", "write_run_reports",
+]
