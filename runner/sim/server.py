@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import secrets
 import socket
 import ssl
 import tempfile
@@ -60,6 +61,8 @@ class SimConfig:
     log_path: Path | None = None  # also append the request log here as JSON lines
     fresh_certificate: bool = False  # sim serve: a new key; embedded: one key per process
     client_id: str | None = None  # default: derived from the seed
+    client_secret: str | None = None  # the app's client secret (v2 docs); default: random
+    max_exports: int = catalog.MAX_CONCURRENT_EXPORTS  # export jobs in progress at once
     tls: bool = False  # serve HTTPS with a self-signed certificate (see Simulator.ca_bundle)
     clock: Callable[[], float] = time.time
     export_bytes: int | None = None  # every export file: a synthetic .zip this big, streamed
@@ -85,7 +88,8 @@ class Service:
         self.log = log
         self.faults = config.faults
         self.tenant = Tenant(config.seed, config.scale)
-        self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log)
+        self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log,
+                            limit=config.max_exports)
         log.settle = self.jobs.settle
         self.api = Api(self.tenant, self.jobs, Reports(self.tenant), config.export_bytes)
         self._numbers = itertools.count(1)
@@ -259,6 +263,8 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
         self.client_id = self.config.resolved_client_id
+        # Like the certificate, a secret a playbook reads with env(); never logged.
+        self.client_secret = self.config.client_secret or secrets.token_urlsafe(32)
         self.log = RequestLog(self.config.log_path)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -288,6 +294,7 @@ class Simulator:
         identity = IdentityService(f"{self.root_url}/{IDENTITY_PREFIX}", cfg.clock,
                                    cfg.token_lifetime)
         identity.register(self.client_id, self.credentials.certificate)
+        identity.register_secret(self.client_id, self.client_secret)
         self.service = Service(cfg, identity, self.log)
         self._server.app = self.service
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
