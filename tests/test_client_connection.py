@@ -12,7 +12,7 @@ from runner.secret import Secret
 CERT = {"path": "certs/app.pfx", "password": "s3cret"}
 
 
-@pytest.mark.parametrize("dc", regions.DATA_CENTERS, ids=lambda dc: dc.alias)
+@pytest.mark.parametrize("dc", regions.data_centers("v1"), ids=lambda dc: dc.alias)
 def test_every_region_alias_resolves(dc, tmp_path):
     settings = resolve_connection(
         {"region": dc.alias.upper(), "client_id": "app", "certificate": CERT}, tmp_path

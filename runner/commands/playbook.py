@@ -141,14 +141,15 @@ def schema(inventory: bool) -> None:
 def regions(as_json: bool) -> None:
     rows = [
         {"region": dc.alias, "name": dc.name, "cloud": dc.cloud, "base_url": dc.base_url,
-         "identity_url": dc.identity_url}
+         "identity_url": dc.identity_url, "api": list(dc.generations)}
         for dc in data_centers.DATA_CENTERS
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(table(["region", "data center", "cloud", "Web API URL"],
-                     [[r["region"], r["name"], r["cloud"], r["base_url"]] for r in rows]))
+    click.echo(table(["region", "data center", "cloud", "api", "API URL"],
+                     [[r["region"], r["name"], r["cloud"], ",".join(r["api"]), r["base_url"]]
+                      for r in rows]))
 
 
 # ---------------------------------------------------------------------- rendering
