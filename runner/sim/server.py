@@ -32,6 +32,7 @@ from runner.sim.api import Api, ApiError, error_response, json_response, problem
 from runner.sim.credentials import Credentials, write, write_tls
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
+from runner.sim.google import GoogleTenant
 from runner.sim.identity import (
     DISCOVERY_PATH,
     TOKEN_PATH,
@@ -41,8 +42,9 @@ from runner.sim.identity import (
 )
 from runner.sim.jobs import JobBook, JobSeconds
 from runner.sim.log import Entry, RequestLog
-from runner.sim.reports import Reports
 from runner.sim.tenant import Scale, Tenant
+from runner.sim.v2.api import ApiV2, raw_path
+from runner.sim.v2.reports import V2Reports
 
 API_PREFIX = "insights"
 IDENTITY_PREFIX = "identity"
@@ -91,7 +93,10 @@ class Service:
         self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log,
                             limit=config.max_exports)
         log.settle = self.jobs.settle
-        self.api = Api(self.tenant, self.jobs, Reports(self.tenant), config.export_bytes)
+        self.google = GoogleTenant(config.seed, self.tenant.scale)
+        self.api = Api(self.tenant, self.jobs, V2Reports(self.tenant, self.google),
+                       config.export_bytes)
+        self.api_v2 = ApiV2(self.tenant, self.google, self.jobs, self.api)
         self._numbers = itertools.count(1)
         self._number_lock = threading.Lock()
 
@@ -148,11 +153,21 @@ class Service:
 
     def _api(self, request: Request, rest: str) -> tuple[Response, Entry]:
         op = catalog.find_by_path(request.method, rest)
+        path_values: dict[str, str] | None = None
+        raw = raw_path(request.environ, API_PREFIX) or ""
+        if op is None:
+            found = self.api_v2.route(request.method, raw)
+            if found is not None:
+                op, path_values = found
         if op is None:
             other = "POST" if request.method == "GET" else "GET"
-            status = 405 if catalog.find_by_path(other, rest) else 404
+            served = catalog.find_by_path(other, rest) or self.api_v2.other_methods(raw)
+            status = 405 if served else 404
             return error_response(status, f"No {request.method} endpoint at {request.path}."), \
                 self._entry(request, "", {}, None, status)
+        if op.kind == "health":  # §10 question 7: no token needed
+            return self.api_v2.handle(op, request, {}, ""), \
+                self._entry(request, op.name, {}, None, 200)
         try:
             client_id = self.identity.authenticate(request.headers.get("Authorization"))
         except Unauthorized as exc:
@@ -171,9 +186,14 @@ class Service:
                                          response.status_code, fault)
         body: dict[str, Any] = {}
         try:
-            body = self._body(request, op)
-            values = read(op, body)
-            response = self.api.handle(op, values, client_id, request)
+            if path_values is not None:  # a v2 operation
+                body = {k: v[0] if len(v) == 1 else v
+                        for k, v in request.args.to_dict(flat=False).items()} | path_values
+                response = self.api_v2.handle(op, request, path_values, client_id)
+            else:
+                body = self._body(request, op)
+                values = read(op, body)
+                response = self.api.handle(op, values, client_id, request)
         except BadRequest as exc:
             response = (problem_response(exc.message, exc.field) if exc.binding
                         else error_response(400, exc.message))
