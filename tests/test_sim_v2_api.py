@@ -303,3 +303,14 @@ def test_routes_are_case_insensitive_and_wrong_methods_get_405(sim, sim_auth):
 def test_v2_requests_need_a_token(sim):
     answer = call(sim, "user_summary", {}, {"startPage": 1})
     assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_log_records_v2_requests_with_their_values(sim, sim_auth):
+    user = sim.tenant.user(3)
+    call(sim, "user_permissions", sim_auth, {"emails": [user.email], "pageSize": 2})
+    call(sim, "site_ids", sim_auth, {"siteUrl": sim.tenant.site(2).url}, double=True)
+    access, lookup = sim.log.entries[-2:]
+    assert (access.operation, access.status) == ("user_permissions", 200)
+    assert access.fields == {"emails": [user.email], "pageSize": 2}
+    assert lookup.fields == {"siteUrl": sim.tenant.site(2).url}
+    assert access.client_id == sim.client_id

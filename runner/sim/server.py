@@ -189,6 +189,9 @@ class Service:
             if path_values is not None:  # a v2 operation
                 body = {k: v[0] if len(v) == 1 else v
                         for k, v in request.args.to_dict(flat=False).items()} | path_values
+                if op.method == "POST":
+                    with contextlib.suppress(BadRequest):  # answered by handle() below
+                        body = self._body(request, op) | path_values
                 response = self.api_v2.handle(op, request, path_values, client_id)
             else:
                 body = self._body(request, op)
