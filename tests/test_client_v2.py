@@ -121,7 +121,7 @@ def test_every_v2_query_answers_records_in_the_catalog_spelling(sim, client):
     assert site["siteUrl"] == SITES[1] and site["siteId"]
     records = list(client.iter_records("detail_records_by_site", {"site_id": site["siteId"]}))
     assert records and {r["webUrl"] for r in records} == {SITES[1]}
-    assert "POST" == catalog.operation("detail_records_by_site", "v2").method
+    assert catalog.operation("detail_records_by_site", "v2").method == "POST"
     bodies = [e.fields for e in sim.log.requests("detail_records_by_site")]
     assert bodies[0]["siteId"] == site["siteId"]
 
@@ -146,15 +146,14 @@ def test_next_link_paging_sends_the_opaque_token_back_in_the_body(sim, client):
 
 
 def test_a_get_export_is_never_retried_blindly(sim):
-    with Simulator(SimConfig(seed=7, scale="small", job_seconds=0.1,
-                             faults=Faults(error_rate=1.0))) as failing:
-        with v2_client(failing) as client:
-            with pytest.raises(ServerError):
-                client.submit("site_permission_export", {"site_urls": SITES})
-            assert failing.log.count("site_permission_export") == 1  # one GET, no retry
-            with pytest.raises(ServerError):
-                list(client.iter_records("user_summary"))
-            assert failing.log.count("user_summary") == FAST_RETRY.max_attempts  # a query is
+    config = SimConfig(seed=7, scale="small", job_seconds=0.1, faults=Faults(error_rate=1.0))
+    with Simulator(config) as failing, v2_client(failing) as client:
+        with pytest.raises(ServerError):
+            client.submit("site_permission_export", {"site_urls": SITES})
+        assert failing.log.count("site_permission_export") == 1  # one GET, no retry
+        with pytest.raises(ServerError):
+            list(client.iter_records("user_summary"))
+        assert failing.log.count("user_summary") == FAST_RETRY.max_attempts  # a query is
 
 
 def test_the_export_slots_are_shared_and_the_refusal_is_slots_busy(client):
