@@ -437,9 +437,17 @@ class _Compiler:
                 requests = _requests(op, args, task.api)
             except ValueError as exc:
                 raise _Failure((*task.path, task.module), str(exc)) from None
-            for number, (operation, request) in enumerate(requests, start=1):
-                scope = {**dynamic, "chunk": {"number": number, "total": len(requests)}}
-                output = self._output(task, scope, len(steps) + 1)
+            outputs = [self._output(task, {**dynamic, "chunk": {"number": number,
+                                                                  "total": len(requests)}},
+                                    len(steps) + number)
+                       for number in range(1, len(requests) + 1)]
+            if len(set(outputs)) < len(outputs) and fans_out(op, task.api):
+                # v2 takes one user, group, site or object per request where v1 took a
+                # list: a task written for v1 with one output gets one numbered file per
+                # value (links/anyone-1.jsonl, ...), so the move is one line, api: v2
+                outputs = [numbered(path, number) for number, path in enumerate(outputs, 1)]
+            for number, ((operation, request), output) in enumerate(
+                    zip(requests, outputs, strict=True), start=1):
                 steps.append(Step(
                     id=step_id(operation.name, request, output, task.format,
                                _postprocessing(task)),
@@ -579,6 +587,19 @@ def _mask(connection: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------- requests
+
+
+def fans_out(op: catalog.Operation, api: str) -> bool:
+    """Whether ``op`` on ``api`` takes one value per request where v1 took a list."""
+    return api != catalog.DEFAULT_GENERATION and (
+        bool(op.splits) or any(f.single for f in op.fields))
+
+
+def numbered(path: str, number: int) -> str:
+    """``links/anyone.jsonl`` -> ``links/anyone-2.jsonl``."""
+    folder, _, name = path.rpartition("/")
+    stem, dot, ext = name.partition(".")
+    return f"{folder + '/' if folder else ''}{stem}-{number}{dot}{ext}"
 
 
 def api_value(op: catalog.Operation, field: catalog.Field, value: Any) -> Any:
