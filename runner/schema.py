@@ -349,10 +349,10 @@ def _filters_raw(op: catalog.Operation) -> dict[str, Any]:
 # ------------------------------------------------------------------------- docs
 
 
-def modules_markdown() -> str:
+def modules_markdown(operations: tuple[catalog.Operation, ...] | None = None) -> str:
     """The README's table of modules and their fields, generated so that it cannot drift."""
     lines = []
-    for op in catalog.modules():
+    for op in catalog.modules() if operations is None else operations:
         lines.append(f"#### `{op.name}` ({op.kind}) - {op.method} `{op.path}`")
         lines.append("")
         lines.append(op.summary)
