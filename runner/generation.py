@@ -40,9 +40,12 @@ def retarget(playbook: Any) -> Any:
     api = api_of(playbook.connection)
     problems: list[Diagnostic] = []
     tasks = []
+    tenant = getattr(playbook.source, "tenant", "")
+    whose = f" (tenant {tenant!r} connects with api: {api})" if tenant else ""
     for task in playbook.tasks:
         for path, message, key in _refusals(task, api):
-            diagnostic = playbook.source.diagnostic(path, f"{dotted(path)}: {message}", key=key)
+            diagnostic = playbook.source.diagnostic(path, f"{dotted(path)}: {message}{whose}",
+                                                    key=key)
             if diagnostic not in problems:
                 problems.append(diagnostic)
         tasks.append(dataclasses.replace(task, api=api) if task.api != api else task)

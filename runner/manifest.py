@@ -55,7 +55,10 @@ class Task:
 
     @property
     def operation(self) -> catalog.Operation:
-        return catalog.operation(self.module, self.api)
+        generation = catalog.GENERATIONS[self.api]
+        if generation.has(self.module):
+            return generation.get(self.module)
+        return catalog.playbook_operation(self.module)  # not yet retargeted (inventory)
 
     @property
     def title(self) -> str:
@@ -131,6 +134,8 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
         source=source,
         var_refs=MappingProxyType(checks.var_refs),
     )
+    if playbook.hosts is not None or isinstance(playbook.connection, str):
+        return playbook  # each inventory tenant's connection decides (inventory.targets)
     from runner.generation import retarget  # it reads Playbook and Task from here
 
     return retarget(playbook)

@@ -215,3 +215,48 @@ def test_demo_on_api_v2_reports_the_same_users_groups_sites_and_links(make_sim, 
         assert _ids_in_zips(v1, pattern) == _ids_in_zips(v2, pattern), pattern
     assert len(list(v2.glob("users/access-part-*.zip"))) > 50 * len(
         list(v1.glob("users/access-part-*.zip")))  # one job per user on v2
+
+
+# ------------------------------------------------------------ concurrency, inventories
+
+
+def test_max_exports_caps_a_tenant_and_a_refusal_is_backed_off(make_sim, tmp_path):
+    sim = make_sim(seed=7, scale="small", job_seconds=0.3, max_exports=2)
+    months = [f"2025-{m:02d}-01T00:00:00" for m in range(1, 7)]
+    tasks = [{"name": "Google links by month", "google_link_export": {
+        "link_type": "anyone", "start_time": "{{ item }}"}, "loop": months,
+        "output": "links/{{ item[:7] }}.zip"}]
+    for slots, folder in ((1, "one"), (5, "five")):  # five: more than the service allows
+        (tmp_path / folder).mkdir()
+        playbook = tmp_path / folder / "links.yml"
+        playbook.write_text(yaml.safe_dump({
+            "version": 1, "connection": {**connection_for(sim), "api": "v2",
+                                         "max_exports": slots},
+            "output_dir": "reports", "tasks": tasks}, sort_keys=False), encoding="utf-8")
+        sim.log.clear()
+        ran = runner("run", playbook, "--quiet", env=env_for(sim))
+        assert ran.returncode == 0, ran.stderr
+        assert len(list((tmp_path / folder / "reports" / "links").glob("*.zip"))) == 6
+        assert sim.log.max_concurrent_jobs() <= min(slots, 2)
+        refused = sim.log.count("google_link_export", status=400)
+        assert (refused == 0) if slots == 1 else (refused > 0)
+
+
+def test_each_inventory_tenant_speaks_its_own_generation(tmp_path):
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"version": 1, "tenants": {
+        "legacy": {"connection": {"simulator": True}},
+        "modern": {"connection": {"simulator": True, "api": "v2"}},
+    }}), encoding="utf-8")
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(yaml.safe_dump({
+        "version": 1, "hosts": "all", "output_dir": "reports/{{ tenant }}",
+        "tasks": [{"google_link_export": {"link_type": "anyone"}}]}), encoding="utf-8")
+
+    both = runner("validate", playbook)
+    modern = runner("validate", playbook, "--limit", "modern")
+
+    assert both.returncode == 2
+    assert "google_link_export is a Graph API (v2) module: set api: v2" in both.stdout
+    assert "(tenant 'legacy' connects with api: v1)" in both.stdout
+    assert "modern" not in both.stdout
+    assert modern.returncode == 0, modern.stdout + modern.stderr
