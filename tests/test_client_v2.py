@@ -192,3 +192,10 @@ def test_a_job_id_that_is_not_a_number_never_reaches_a_url(client):
     with pytest.raises(UserError, match="a v2 job id is a number"):
         client.job_status("link_export", "../../users/summary")
     assert not client.sent
+
+
+def test_the_health_check_and_the_named_methods_speak_the_clients_generation(client):
+    assert client.health().strip()
+    assert client.sent[-1].lower().endswith("/insights/healthz")
+    assert list(client.user_summary())[0]["lastSignIn"]  # v2's spelling: the v2 route
+    assert "/insights/users/summary?" in client.sent[-1]

@@ -329,6 +329,13 @@ class InsightsClient:
             return SubmitPolicy(**dataclasses.asdict(self.transport.retry))
         return None  # the transport's own
 
+    def health(self) -> str:
+        """v2's service health check (``GET healthz``): its plain-text answer."""
+        op = catalog.operation("health", catalog.V2.name)
+        response = self.transport.request("GET", self.settings.api_url(op.path),
+                                          operation=op.name, headers={"Accept": "text/plain"})
+        return response.text
+
     # -- paging
 
     def iter_pages(
@@ -467,30 +474,33 @@ def _records(op: Operation, answer: Mapping[str, Any],
 
 
 def _named(op: Operation) -> Callable[..., Any]:
-    """A thin method for one operation, so callers can write ``client.user_summary(...)``."""
+    """A thin method for one operation, so callers can write ``client.user_summary(...)``;
+    the name is resolved in the client's generation (v1 or v2) at call time."""
+    name = op.name
     if op.is_export:
 
         def method(self: InsightsClient, **fields: Any) -> Any:
-            return self.submit(op, fields)
+            return self.submit(name, fields)
     elif op.kind == "status":
 
         def method(self: InsightsClient, job_id: JobId) -> Any:  # type: ignore[misc]
-            return self.job_status(op, job_id)
+            return self.job_status(name, job_id)
     elif op.kind == "file":
 
         def method(self: InsightsClient, job_id: JobId, dest: str | Path,  # type: ignore[misc]
                    **kwargs: Any) -> Any:
-            return self.download(op, job_id, dest, **kwargs)
+            return self.download(name, job_id, dest, **kwargs)
     else:
 
         def method(self: InsightsClient, **fields: Any) -> Any:  # type: ignore[misc]
-            return self.iter_records(op, fields)
+            return self.iter_records(name, fields)
 
     method.__name__ = op.name
     method.__doc__ = f"{op.summary} ({op.method} {op.path})"
     return method
 
 
-for _op in catalog.V1.operations:
-    if not hasattr(InsightsClient, _op.name):
-        setattr(InsightsClient, _op.name, _named(_op))
+for _generation in catalog.GENERATIONS.values():
+    for _op in _generation.operations:
+        if not hasattr(InsightsClient, _op.name) and _op.kind != "health":
+            setattr(InsightsClient, _op.name, _named(_op))
