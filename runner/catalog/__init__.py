@@ -117,6 +117,16 @@ def all_module_names() -> tuple[str, ...]:
     return tuple(names)
 
 
+def playbook_operation(module: str) -> Operation:
+    """The operation whose fields a playbook task of ``module`` is written with (and the
+    schema describes): v1's where v1 has it, else the v2-only module.  A v2 connection then
+    checks the task against v2's operation (``runner.manifest.retarget``)."""
+    for generation in GENERATIONS.values():
+        if generation.has(module) and generation.get(module).is_module:
+            return generation.get(module)
+    raise KeyError(module)
+
+
 def generations_of(module: str) -> tuple[str, ...]:
     """The generations that serve ``module`` (``()`` for an unknown name)."""
     return tuple(name for name, gen in GENERATIONS.items()
@@ -155,5 +165,6 @@ __all__ = [
     "Generation", "Member", "Operation", "OperationKind", "Paging", "Placement", "Split",
     "all_module_names", "decode_until_stable", "encode", "encode_filters", "fill_path",
     "find_by_path", "flat_filter", "generations_of", "iter_operations", "match_path",
-    "module_names", "modules", "operation", "path_names", "path_value", "routed",
+    "module_names", "modules", "operation", "path_names", "path_value", "playbook_operation",
+    "routed",
 ]

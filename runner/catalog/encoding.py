@@ -68,6 +68,9 @@ def encode_filters(op: Operation, value: Any) -> list[dict[str, Any]]:
 def flat_filter(op: Operation, value: Any) -> list[Any]:
     """v2 keeps one filter as a plain field (sites/overview ``riskLevel: [2, 3]``): the
     codes of the operation's one filter, as integers (open question 22: an array)."""
+    if isinstance(value, list | tuple) and not any(isinstance(v, Mapping) for v in value):
+        # already the flat list (a compiled request): codes resolve to themselves
+        value = {op.filters[0].name: list(value)}
     by_name = _filter_values(op, value)
     out: list[Any] = []
     for flt in op.filters:

@@ -162,7 +162,8 @@ SETTLED: dict[int, tuple[str, str]] = {
     59: ("client-assertion lifetime",
          "5 minutes (v1 sample), within either reading."),
     60: ("fixed /connect/token or discovery",
-         "R posts to {identity}/connect/token for both flows."),
+         "R reads the discovery document (v1's sample) and posts to the token_endpoint it "
+        "names, DOC's /connect/token, for both flows."),
     61: ("identity host for each Graph host",
          "By environment (runner.regions): gov with identity-gov, aos2 with identity-aos2, "
          "FedRAMP with identity.online15.net, every other with the commercial service."),
