@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import requests
 from sim_support import assertion, call, token_request
+from sim_v2_support import call as call_v2
 
 from runner import catalog
 
@@ -43,6 +44,8 @@ def test_both_flows_work_side_by_side(sim):
     for token in (by_secret, by_certificate):
         auth = {"Authorization": f"Bearer {token}"}
         assert call(sim, "group_summary", auth, {"StartPage": 1}).status_code == 200
+        assert call_v2(sim, "group_summary", auth, {"startPage": 1}).status_code == 200
+        assert call_v2(sim, "site_overview", auth, {"pageSize": 1}).status_code == 200
 
 
 def test_bad_secrets_are_refused_as_invalid_client(sim):

@@ -16,7 +16,9 @@ Relations are arithmetic so they can be walked both ways:
   ``driveIds`` value, §10 question 26);
 * group ``g`` has members ``(7g + k) % U`` for ``k < member_count(g)``;
 * a file may carry one direct permission of another user or of an outside address, and
-  sharing links of the two Google link types (301 target audience, 303 anyone).
+  sharing links of the two Google link types (301 target audience, 303 anyone): a shared
+  drive up to ``links_per_type`` of each, one My Drive in eight one or two (so a large
+  tenant's link export stays the size of the M365 one).
 
 Identifiers carry their indices (base 36 in fixed places), which is how lookups work
 without a table; a lookup also rebuilds the whole id, so near misses are not found.
@@ -347,7 +349,10 @@ class GoogleTenant:
     # ----------------------------------------------------------------------- links
 
     def link_count(self, d: int, link_type: int) -> int:
-        return self.h("links", d, link_type) % (self.scale.links_per_type + 1)
+        roll = self.h("links", d, link_type)
+        if d >= self.scale.shared_drives:  # My Drives: one in eight shares a link or two
+            return 0 if roll % 8 else 1 + (roll >> 8) % 2
+        return roll % (self.scale.links_per_type + 1)
 
     def link(self, d: int, link_type: int, j: int) -> dict[str, Any]:
         drive = self.drive(d)
