@@ -260,3 +260,25 @@ def test_each_inventory_tenant_speaks_its_own_generation(tmp_path):
     assert "(tenant 'legacy' connects with api: v1)" in both.stdout
     assert "modern" not in both.stdout
     assert modern.returncode == 0, modern.stdout + modern.stderr
+
+
+def test_a_client_secret_from_env_never_shows_in_plan_or_state(sim, tmp_path):
+    playbook = tmp_path / "secret.yml"
+    connection = {key: value for key, value in connection_for(sim).items()
+                  if key != "certificate"}
+    playbook.write_text(yaml.safe_dump({
+        "version": 1, "connection": {**connection, "api": "v2",
+                                     "client_secret": "{{ env('APP_SECRET') }}"},
+        "output_dir": "reports",
+        "tasks": [{"group_summary": {}, "output": "groups.jsonl"}]}), encoding="utf-8")
+    env = {**env_for(sim), "APP_SECRET": sim.client_secret}
+
+    planned = runner("plan", playbook, "--json", env=env)
+    ran = runner("run", playbook, "--json", env=env)
+
+    assert planned.returncode == 0 and ran.returncode == 0, ran.stdout + ran.stderr
+    assert (tmp_path / "reports" / "groups.jsonl").read_text("utf-8").strip()
+    for text in (planned.stdout, ran.stdout, ran.stderr,
+                 *(p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*")
+                   if p.is_file())):
+        assert sim.client_secret not in text
