@@ -37,14 +37,14 @@ SETTLED: dict[int, tuple[str, str]] = {
         "S decodes until stable, so single, double and a raw @ all work."),
     10: ("which omitted parameters the server rejects",
          "The runner's schema requires what DOC marks required for a report to make sense "
-         "(path values, dataSources, exportOptionType on groups, link type); S answers 400 "
-         "for exactly those."),
+         "(path values, dataSources, exportOptionType on groups, link type): their omission "
+         "is refused before any request."),
     11: ("group export: required groupId vs 'omit it for all groups'",
          "No all-groups export on v2: an empty group_ids is refused on a v2 connection with "
          "the alternative (group_summary, then one job per group)."),
     12: ("groupId format",
-         "Whatever identifies the group: R passes the value through; S accepts the group id "
-         "or email (M365) and the email (Google)."),
+         "Whatever identifies the group: R passes the value through, percent-encoded (the "
+         "M365 demo uses the group id, the Google modules the group's email)."),
     13: ("which report the M365 user access export produces without exportOptionType",
          "export_option is refused on v2 (named in the error); S produces the summary + "
          "all-objects report (option 2)."),
@@ -61,12 +61,12 @@ SETTLED: dict[int, tuple[str, str]] = {
     18: ("link export times required; default activity window",
          "Optional in the runner (OAS, v1), as on v1; S reads an absent bound as unbounded."),
     19: ("time zone and format of startTime/finishTime",
-         "Sent as written in the playbook (yyyy-MM-ddTHH:mm:ss recommended); S reads them as "
-         "UTC."),
+         "Sent as written in the playbook (yyyy-MM-ddTHH:mm:ss recommended), no zone added "
+         "or converted."),
     20: ("finishTime inclusive or exclusive",
          "Inclusive (S), as v1's endTime."),
     21: ("eventTypes vocabularies",
-         "Free strings, passed through as repeated keys; S filters on exact names."),
+         "Free strings, passed through as repeated query keys."),
     22: ("sites/overview riskLevel: integer or array",
          "An array of integer codes (DOC sample, OAS); S also takes a single integer."),
     23: ("riskLevel labels (0 No risk / N/A; -2)",
@@ -80,7 +80,7 @@ SETTLED: dict[int, tuple[str, str]] = {
     26: ("a user email as a Google driveIds value",
          "Yes: a My Drive is addressed by its owner's email (S seeds it so)."),
     27: ("special principal names as {groupId}",
-         "Passed through, percent-encoded like any path value; S knows none of them."),
+         "Passed through, percent-encoded like any path value (| and : included)."),
     # ----------------------------------------------------- limits and concurrency
     28: ("the 5-job limit on v2, and its error",
          "5 per tenant by default, a tenant's max_exports changes it; S refuses the sixth "
@@ -158,7 +158,7 @@ SETTLED: dict[int, tuple[str, str]] = {
          "en-US; language is refused on a v2 connection."),
     # ------------------------------------------------------- authentication, hosts
     58: ("client_id in the certificate flow",
-         "R sends client_id with the assertion (DOC prose); S accepts it present or absent."),
+         "R sends client_id with the assertion (DOC prose, as the v1 client always did)."),
     59: ("client-assertion lifetime",
          "5 minutes (v1 sample), within either reading."),
     60: ("fixed /connect/token or discovery",
