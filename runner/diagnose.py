@@ -21,7 +21,7 @@ from runner.yamlsource import Source, dotted
 
 Path_ = tuple[str | int, ...]
 
-MODULE_NAMES = catalog.module_names()
+MODULE_NAMES = catalog.all_module_names()
 
 
 @functools.cache
@@ -121,7 +121,7 @@ def kind_of(value: Any) -> str:
 def operation_at(path: Path_) -> catalog.Operation | None:
     """The module whose arguments ``path`` lies in (``tasks[i].<module>...``)."""
     is_args = len(path) >= 3 and path[0] == "tasks" and isinstance(path[1], int)
-    return catalog.operation(str(path[2])) if is_args and path[2] in MODULE_NAMES else None
+    return catalog.playbook_operation(str(path[2])) if is_args and path[2] in MODULE_NAMES else None
 
 
 def enum_at(path: Path_) -> catalog.ApiEnum | None:

@@ -36,6 +36,7 @@ import jsonschema
 
 from runner import diagnose, schema, templating, yamlsource
 from runner.errors import Diagnostic, PlaybookError, UserError
+from runner.generation import retarget
 from runner.manifest import Playbook, closure, name_problem
 from runner.yamlsource import Source, dotted
 
@@ -469,14 +470,14 @@ def tenant_playbook(playbook: Playbook, inventory: Inventory, name: str) -> Play
     for key in merged:
         if key not in playbook.vars:
             refs[key] = _refs(merged[key])
-    return dataclasses.replace(
+    return retarget(dataclasses.replace(  # the tenant's api: v1 or v2 decides the operations
         playbook,
         connection=copy.deepcopy(dict(tenant.connection)),
         vars=MappingProxyType(merged),
         extra_vars=MappingProxyType({**playbook.extra_vars, TENANT_VAR: name}),
         var_refs=MappingProxyType(refs),
         source=TenantSource.of(playbook.source, inventory, name),
-    )
+    ))
 
 
 def _refs(value: Any) -> frozenset[str]:

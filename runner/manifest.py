@@ -26,10 +26,11 @@ from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
 Path_ = tuple[str | int, ...]
-MODULE_NAMES = catalog.module_names()
+MODULE_NAMES = catalog.all_module_names()
 DEFAULT_RETRIES = 3
 DEFAULT_QUERY_FORMAT = "jsonl"
 EXPORT_FORMAT = "zip"
+ACTION_FORMAT = "jsonl"  # set_tag writes one record per object it tagged
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,14 @@ class Task:
     needs: frozenset[str]  # register names its templates read, directly or through vars
     extract: bool = False  # exports: unpack the .zip into a folder beside it
     convert: str | None = None  # exports: "csv", each .xlsx sheet as a CSV
+    api: str = catalog.DEFAULT_GENERATION  # the connection's generation (see retarget)
 
     @property
     def operation(self) -> catalog.Operation:
-        return catalog.operation(self.module)
+        generation = catalog.GENERATIONS[self.api]
+        if generation.has(self.module):
+            return generation.get(self.module)
+        return catalog.playbook_operation(self.module)  # not yet retargeted (inventory)
 
     @property
     def title(self) -> str:
@@ -118,7 +123,7 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
     problems += checks.run() + extra_problems
     if problems:
         raise PlaybookError([as_written(p, written) for p in problems])
-    return Playbook(
+    playbook = Playbook(
         path=path.resolve(),
         file=file,
         text=text,
@@ -134,6 +139,11 @@ def parse_playbook(text: str, path: Path, extra_vars: Sequence[str] = ()) -> Pla
         var_refs=MappingProxyType(checks.var_refs),
         written=MappingProxyType(written),
     )
+    if playbook.hosts is not None or isinstance(playbook.connection, str):
+        return playbook  # each inventory tenant's connection decides (inventory.targets)
+    from runner.generation import retarget  # it reads Playbook and Task from here
+
+    return retarget(playbook)
 
 
 def _normalise(document: dict[str, Any], source: Source,
@@ -158,7 +168,7 @@ def _normalise(document: dict[str, Any], source: Source,
             args = task[module]
             if not isinstance(args, dict):
                 continue
-            op = catalog.operation(module)
+            op = catalog.playbook_operation(module)
             path: Path_ = ("tasks", index, module)
             problems += _rename(args, path, source, op.fields, written)
             filters = args.get("filters")
@@ -478,7 +488,7 @@ class _Checks:
         if len(modules) != 1 or not isinstance(task[modules[0]], dict):
             return  # the schema has said why
         module = modules[0]
-        op = catalog.operation(module)
+        op = catalog.playbook_operation(module)
         args = task[module]
         rule = argrules.problem(op, args)
         if rule:
@@ -496,7 +506,10 @@ class _Checks:
                 _, problem = output_problem(output)
                 if problem:
                     self.problem((*path, "output"), problem)
-        if "format" in task and op.is_export:
+        if "format" in task and op.is_action:
+            self.problem((*path, "format"), f"format applies to queries; {module} writes a "
+                         ".jsonl record per object it changed", key=True)
+        elif "format" in task and op.is_export:
             self.problem((*path, "format"), "format applies to queries; an export always "
                          "writes the service's .zip", key=True)
         for key in ("extract", "convert"):
@@ -522,7 +535,8 @@ class _Checks:
             tags=(tags,) if isinstance(tags, str) else tuple(tags or ()),
             ignore_errors=bool(task.get("ignore_errors", False)),
             retries=int(task.get("retries", DEFAULT_RETRIES)),
-            format=EXPORT_FORMAT if op.is_export else task.get("format", DEFAULT_QUERY_FORMAT),
+            format=EXPORT_FORMAT if op.is_export else
+            ACTION_FORMAT if op.is_action else task.get("format", DEFAULT_QUERY_FORMAT),
             needs=frozenset(n for n in needs if registers[n] < index),
             extract=bool(task.get("extract", False)) and op.is_export,
             convert=task.get("convert") if op.is_export else None,

@@ -66,6 +66,12 @@ class Step:
     tags: tuple[str, ...]
     extract: bool = False  # unpack the downloaded .zip beside it (runner.execute.postprocess)
     convert: str | None = None  # "csv": each .xlsx sheet as a CSV
+    api: str = catalog.DEFAULT_GENERATION  # the generation whose operation this is
+
+    @property
+    def changes_tenant(self) -> bool:
+        """set_tag writes to the tenant: never under --check, shown as a change by plan."""
+        return catalog.operation(self.operation, self.api).changes_tenant
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -85,12 +91,18 @@ class Step:
             "tags": list(self.tags),
         }
         out.update(_postprocessing(self))  # only when set: older plans read the same
+        if self.changes_tenant:
+            out["changes_tenant"] = True
         return out
 
 
 def _postprocessing(step: Any) -> dict[str, Any]:
-    """The post-processing keys a task sets (none for most), for ids and plan JSON."""
+    """The keys only some Steps set (post-processing, a generation other than v1), for ids
+    and plan JSON: a Step without them keeps the id and the JSON of earlier versions."""
     out: dict[str, Any] = {}
+    api = getattr(step, "api", catalog.DEFAULT_GENERATION)
+    if api != catalog.DEFAULT_GENERATION:
+        out["api"] = api
     if getattr(step, "extract", False):
         out["extract"] = True
     if getattr(step, "convert", None):
@@ -429,15 +441,27 @@ class _Compiler:
             if empty:
                 reasons.append(f"{empty} is empty")
                 continue
-            requests = _requests(op, args)
-            for number, request in enumerate(requests, start=1):
-                scope = {**dynamic, "chunk": {"number": number, "total": len(requests)}}
-                output = self._output(task, scope, len(steps) + 1)
+            try:
+                requests = _requests(op, args, task.api)
+            except ValueError as exc:
+                raise _Failure((*task.path, task.module), str(exc)) from None
+            outputs = [self._output(task, {**dynamic, "chunk": {"number": number,
+                                                                  "total": len(requests)}},
+                                    len(steps) + number)
+                       for number in range(1, len(requests) + 1)]
+            if len(set(outputs)) < len(outputs) and fans_out(op, task.api):
+                # v2 takes one user, group, site or object per request where v1 took a
+                # list: a task written for v1 with one output gets one numbered file per
+                # value (links/anyone-1.jsonl, ...), so the move is one line, api: v2
+                outputs = [numbered(path, number) for number, path in enumerate(outputs, 1)]
+            for number, ((operation, request), output) in enumerate(
+                    zip(requests, outputs, strict=True), start=1):
                 steps.append(Step(
-                    id=step_id(op.name, request, output, task.format, _postprocessing(task)),
+                    id=step_id(operation.name, request, output, task.format,
+                               _postprocessing(task)),
                     task_index=task.index,
                     task_name=task.title,
-                    operation=op.name,
+                    operation=operation.name,
                     kind=op.kind,
                     request=request,
                     output=output,
@@ -450,6 +474,7 @@ class _Compiler:
                     tags=task.tags,
                     extract=task.extract,
                     convert=task.convert,
+                    api=task.api,
                 ))
         if steps or not reasons:
             return steps, None if steps else "loop has no items"
@@ -577,6 +602,19 @@ def _mask(connection: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------- requests
 
 
+def fans_out(op: catalog.Operation, api: str) -> bool:
+    """Whether ``op`` on ``api`` takes one value per request where v1 took a list."""
+    return api != catalog.DEFAULT_GENERATION and (
+        bool(op.splits) or any(f.single for f in op.fields))
+
+
+def numbered(path: str, number: int) -> str:
+    """``links/anyone.jsonl`` -> ``links/anyone-2.jsonl``."""
+    folder, _, name = path.rpartition("/")
+    stem, dot, ext = name.partition(".")
+    return f"{folder + '/' if folder else ''}{stem}-{number}{dot}{ext}"
+
+
 def api_value(op: catalog.Operation, field: catalog.Field, value: Any) -> Any:
     """A checked argument value in the form the API wants, frozen for the Step."""
     return freeze(catalog.encode(op, field, value))
@@ -600,8 +638,29 @@ def _filter_names(op: catalog.Operation, value: dict[Any, Any], path: Path_) -> 
     return renamed
 
 
-def _requests(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """One request per combination of the chunks of the capped lists."""
+def _requests(op: catalog.Operation, args: Mapping[str, Any],
+              api: str = catalog.DEFAULT_GENERATION,
+              ) -> list[tuple[catalog.Operation, Mapping[str, Any]]]:
+    """One request per combination of the chunks of the capped lists (a ``single`` field,
+    v2's path values, carries its one value as a scalar), each with its operation: a module
+    that v2 splits (activity_export) gives one job per non-empty field."""
+    if op.splits:
+        out: list[tuple[catalog.Operation, Mapping[str, Any]]] = []
+        shared = {k: v for k, v in args.items() if k not in {s.field for s in op.splits}}
+        for split in op.splits:
+            value = args.get(split.field)
+            if value in (None, ""):
+                continue
+            part = catalog.operation(split.operation, api)
+            out += _requests(part, {**shared, split.field: value}, api)
+        if not out:
+            raise ValueError("give an email, a path or both: "
+                             + " and ".join(s.field for s in op.splits) + " are empty")
+        return out
+    return [(op, request) for request in _chunked(op, args)]
+
+
+def _chunked(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     base: dict[str, Any] = {}
     capped: dict[str, Sequence[Any]] = {}
     caps: dict[str, int] = {}
@@ -616,8 +675,10 @@ def _requests(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[st
         elif field.api == op.page_size_field:
             base[field.api] = field.default
     requests: list[Mapping[str, Any]] = []
+    singles = {f.api for f in op.fields if f.single}
     for combination in chunk_product(capped, caps):
         request = dict(base)
-        request.update(combination)
+        request.update({key: values[0] if key in singles and values else values
+                        for key, values in combination.items()})
         requests.append(MappingProxyType(request))
     return requests

@@ -80,7 +80,7 @@ TASK_KEYWORDS: dict[str, dict[str, Any]] = {
 
 def build_schema() -> dict[str, Any]:
     """The whole playbook schema, as a JSON-ready dict (stable key order)."""
-    modules = catalog.modules()
+    modules = tuple(catalog.playbook_operation(name) for name in catalog.all_module_names())
     defs: dict[str, Any] = {
         "template": {
             "type": "string",
@@ -170,6 +170,9 @@ def _connection() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
+            "api": {"enum": list(catalog.GENERATIONS),
+                    "description": "API generation: v1 (the legacy Web API, the default) or "
+                    "v2 (the Graph API, Microsoft 365 and Google Workspace)."},
             "region": _or_template(
                 {"enum": [dc.alias for dc in regions.DATA_CENTERS],
                  "description": "Data-center alias (see `insights-runner regions`)."}
@@ -194,6 +197,12 @@ def _connection() -> dict[str, Any]:
                 },
                 "not": {"required": ["path", "pfx_base64"]},
             },
+            "client_secret": {"type": "string", "minLength": 1,
+                              "description": "The app's client secret, instead of a "
+                              "certificate; use {{ env('NAME') }}."},
+            "max_exports": {**_or_template({"type": "integer", "minimum": 1}),
+                            "description": "Export jobs in progress at once for this tenant "
+                            "(default 5)."},
             "verify_tls": flag,
             "simulator": flag,
             "timeout": {**_or_template({"type": "number", "exclusiveMinimum": 0}),
@@ -225,6 +234,20 @@ def playbook_required(field: catalog.Field, op: catalog.Operation | None = None)
     return field.required and field.default is None
 
 
+def _required_everywhere(op: catalog.Operation, field: catalog.Field) -> bool:
+    """Required on every generation that serves the module: a field only one requires
+    (export_option on v1's user access export) is checked once the connection's
+    generation is known (runner.generation)."""
+    for name in catalog.generations_of(op.name):
+        try:
+            other = catalog.operation(op.name, name).field(field.name)
+        except KeyError:
+            return False
+        if not playbook_required(other, op):
+            return False
+    return playbook_required(field, op)
+
+
 def _arguments(op: catalog.Operation) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[dict[str, Any]] = []
@@ -235,7 +258,7 @@ def _arguments(op: catalog.Operation) -> dict[str, Any]:
         names = aliases.spellings(field)
         for alias in names[1:]:
             properties[alias] = {"$ref": f"#/$defs/{args_def(op.name)}/properties/{field.name}"}
-        if playbook_required(field, op):
+        if _required_everywhere(op, field):
             if len(names) == 1:
                 plain.append(field.name)
             else:
@@ -334,10 +357,10 @@ def _filters_raw(op: catalog.Operation) -> dict[str, Any]:
 # ------------------------------------------------------------------------- docs
 
 
-def modules_markdown() -> str:
+def modules_markdown(operations: tuple[catalog.Operation, ...] | None = None) -> str:
     """The README's table of modules and their fields, generated so that it cannot drift."""
     lines = []
-    for op in catalog.modules():
+    for op in catalog.modules() if operations is None else operations:
         lines.append(f"#### `{op.name}` ({op.kind}) - {op.method} `{op.path}`")
         lines.append("")
         lines.append(op.summary)

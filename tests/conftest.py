@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference" / "insights-web-api-legacy.txt"
+# the vendor's references sit in shared/reference beside the repository (or beside the
+# folder of worktrees that holds it)
+_REFERENCES = next((p / "shared" / "reference" for p in (REPO.parent, REPO.parent.parent)
+                    if (p / "shared" / "reference").is_dir()), REPO.parent / "shared" / "reference")
+REFERENCE = _REFERENCES / "insights-web-api-legacy.txt"
+REFERENCE_V2 = _REFERENCES / "insights-graph-api-v2.md"
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +20,13 @@ def reference_text() -> str:
     if not REFERENCE.exists():
         pytest.skip(f"the vendor reference is not beside the repository ({REFERENCE})")
     return REFERENCE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def reference_v2_text() -> str:
+    if not REFERENCE_V2.exists():
+        pytest.skip(f"the v2 reference is not beside the repository ({REFERENCE_V2})")
+    return REFERENCE_V2.read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------- the simulator

@@ -22,8 +22,8 @@ def test_every_endpoint_of_the_reference_is_in_the_catalog(reference_text: str) 
 def test_every_data_center_of_the_reference_is_in_the_table(reference_text: str) -> None:
     pattern = r"https://graph-[a-z-]+\.avepointonlineservices\.com/insights"
     urls = set(re.findall(pattern, reference_text))
-    assert urls == {dc.base_url for dc in regions.DATA_CENTERS}
-    assert len(regions.DATA_CENTERS) == 21
+    assert urls == {dc.base_url for dc in regions.data_centers("v1")}
+    assert len(regions.data_centers("v1")) == 21
     assert regions.data_center("gov").identity_url == regions.IDENTITY_SERVICES["gov"]
     assert regions.data_center("NE").identity_url == regions.IDENTITY_SERVICES["commercial"]
 

@@ -134,8 +134,11 @@ def test_regions() -> None:
     for dc in regions.DATA_CENTERS:
         assert dc.base_url in result.stdout
     rows = json.loads(runner("regions", "--json").stdout)
-    assert len(rows) == 21
+    assert len(rows) == 24
     assert {r["region"]: r["identity_url"] for r in rows}["gov"] == regions.IDENTITY_SERVICES["gov"]
+    by_region = {r["region"]: r["api"] for r in rows}
+    assert by_region["cn"] == ["v1"] and by_region["qa"] == ["v2"]
+    assert by_region["us"] == ["v1", "v2"]
 
 
 def test_missing_arguments_are_usage_errors() -> None:

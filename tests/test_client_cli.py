@@ -129,7 +129,7 @@ def test_unknown_region_lists_the_aliases():
     result = _run("--region", "atlantis", "--client-id", "x", "--cert", "x.pfx")
     assert result.returncode == 2
     assert "atlantis" in result.stderr
-    assert all(dc.alias in result.stderr for dc in regions.DATA_CENTERS)
+    assert all(dc.alias in result.stderr for dc in regions.data_centers("v1"))
 
 
 def test_a_refused_client_is_exit_3(sim):

@@ -12,7 +12,7 @@ from runner.secret import Secret
 CERT = {"path": "certs/app.pfx", "password": "s3cret"}
 
 
-@pytest.mark.parametrize("dc", regions.DATA_CENTERS, ids=lambda dc: dc.alias)
+@pytest.mark.parametrize("dc", regions.data_centers("v1"), ids=lambda dc: dc.alias)
 def test_every_region_alias_resolves(dc, tmp_path):
     settings = resolve_connection(
         {"region": dc.alias.upper(), "client_id": "app", "certificate": CERT}, tmp_path
@@ -63,8 +63,39 @@ def test_unknown_region_lists_the_aliases(tmp_path):
         resolve_connection({"region": "mars", "client_id": "a", "certificate": CERT}, tmp_path)
     message = str(info.value)
     assert "connection.region" in message and "'mars'" in message
-    for dc in regions.DATA_CENTERS:
+    for dc in regions.data_centers("v1"):
         assert dc.alias in message
+
+
+@pytest.mark.parametrize(("api", "region", "other"), [("v2", "cn", "v1"), ("v1", "qa", "v2"),
+                                                      ("v1", "fedramp", "v2")])
+def test_a_region_of_the_other_generation_is_refused(tmp_path, api, region, other):
+    with pytest.raises(UserError, match=rf"connection.region: .* serves the {other} API only"):
+        resolve_connection({"api": api, "region": region, "client_id": "a", "certificate": CERT},
+                           tmp_path)
+
+
+def test_v2_regions_pair_with_their_identity_service(tmp_path):
+    for dc in regions.data_centers("v2"):
+        settings = resolve_connection(
+            {"api": "v2", "region": dc.alias, "client_id": "a", "client_secret": "s"}, tmp_path)
+        assert settings.api == "v2" and settings.base_url == dc.base_url
+        assert settings.identity_url == dc.identity_url
+        assert settings.certificate is None and settings.client_secret.reveal() == "s"
+    fed = resolve_connection({"api": "v2", "region": "fedramp", "client_id": "a",
+                              "client_secret": "s"}, tmp_path)
+    assert fed.identity_url == "https://identity.online15.net"
+    assert fed.base_url == "https://graphusgovapi.online15.net/insights"
+
+
+def test_max_exports_and_secret_problems(tmp_path):
+    with pytest.raises(UserError) as info:
+        resolve_connection({"api": "v2", "region": "us", "client_id": "a", "certificate": CERT,
+                            "client_secret": "s", "max_exports": 0}, tmp_path)
+    assert "give a certificate or a client_secret, not both" in str(info.value)
+    assert "connection.max_exports: must be a whole number" in str(info.value)
+    assert resolve_connection({"region": "us", "client_id": "a", "certificate": CERT,
+                               "max_exports": 2}, tmp_path).max_exports == 2
 
 
 def test_all_problems_at_once_with_positions(tmp_path):

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import yaml
 from run_support import runner
 
 from runner.inventory import schema_json as inventory_schema
@@ -29,6 +30,11 @@ def test_init_writes_a_starter_that_validates_plans_and_runs_against_the_demo_te
         playbook_schema()
     assert (project / "schemas" / "inventory.schema.json").read_text("utf-8") == \
         inventory_schema()
+
+    text = inventory.read_text("utf-8")
+    tenants = yaml.safe_load(text)["tenants"]
+    assert {t["connection"]["api"] for t in tenants.values()} == {"v2"}  # the Graph API
+    assert "api: v1, the default when api is left out" in text  # ...said in a comment
 
     checked = runner("validate", playbook)
 

@@ -6,6 +6,10 @@ id, aud = the token endpoint, a fresh jti, five minutes of life, the certificate
 as ``x5t``/``kid``), and trade it for an access token of scope ``insights.graph.readwrite.all``
 with the client-credentials grant.
 
+The Graph API's docs also describe the client-secret flow: ``SecretAuth`` posts
+``client_id`` and ``client_secret`` with the same grant and scope instead of an assertion
+(the secret is a ``Secret``: it reaches the form and nothing else, never a log line).
+
 ``CertificateAuth`` is what the transport asks for a header.  The decisions (is the cached
 token still good? is a refresh due?) are pure functions of a clock value; only ``_fetch`` and
 ``discover`` do I/O.  A token lives in a ``Secret`` and is never logged.
@@ -186,15 +190,36 @@ class CertificateAuth:
             self._discovery = discover(self.transport, self.identity_url)
         return self._discovery
 
-    def _fetch(self) -> Token:
-        endpoint = self.discovery().token_endpoint
-        form = token_request_form(
+    def _form(self, endpoint: str) -> dict[str, str]:
+        return token_request_form(
             self.credential, self.client_id, endpoint, self.assertion_clock(), self.scope
         )
+
+    def _fetch(self) -> Token:
+        endpoint = self.discovery().token_endpoint
+        form = self._form(endpoint)
         token = request_token(self.transport, endpoint, form, self.clock(), self.scope)
         self.fetches += 1
         log.info("access token obtained (scope %s, expires in %.0f s)", token.scope, token.lifetime)
         return token
+
+
+class SecretAuth(CertificateAuth):
+    """The client-secret flow: the same grant, ``client_secret`` instead of an assertion."""
+
+    def __init__(self, transport: Transport, identity_url: str, client_id: str,
+                 secret: Secret, **kwargs: Any) -> None:
+        super().__init__(transport, identity_url, client_id, None,  # type: ignore[arg-type]
+                         **kwargs)
+        self.secret = secret
+
+    def _form(self, endpoint: str) -> dict[str, str]:
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": str(self.secret.reveal()),
+            "scope": self.scope,
+        }
 
 
 def request_token(

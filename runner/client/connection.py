@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner import regions
+from runner.catalog import GENERATIONS, MAX_CONCURRENT_EXPORTS
 from runner.errors import Diagnostic, PlaybookError, UserError
 from runner.secret import Secret
 
@@ -29,8 +30,8 @@ from .credentials import Credential, load_certificate
 Locate = Callable[[str], tuple[str, int, int]]
 
 KNOWN_FIELDS = frozenset(
-    {"region", "base_url", "cloud", "identity_url", "client_id", "certificate", "verify_tls",
-     "simulator", "timeout"}
+    {"api", "region", "base_url", "cloud", "identity_url", "client_id", "certificate",
+     "client_secret", "max_exports", "verify_tls", "simulator", "timeout"}
 )  # fmt: skip
 CERTIFICATE_FIELDS = frozenset({"path", "key_path", "password", "pfx_base64"})
 DEFAULT_TIMEOUT = 60.0
@@ -66,6 +67,9 @@ class ConnectionSettings:
     region: str | None = None
     simulator: bool = False
     timeout: float = DEFAULT_TIMEOUT
+    api: str = "v1"  # the API generation: v1 (legacy Web API) or v2 (Graph API)
+    client_secret: Secret | None = None  # the client-secret flow, instead of a certificate
+    max_exports: int = MAX_CONCURRENT_EXPORTS
 
     def api_url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -93,14 +97,23 @@ def resolve_connection(
             )
 
     simulator = _bool(mapping, "simulator", False, problem)
+    api = str(mapping.get("api", "v1")).strip().lower()
+    if api not in GENERATIONS:
+        problem("api", f"unknown API generation {mapping.get('api')!r}; choose v1 or v2")
+        api = "v1"
     region = _text(mapping, "region", problem)
     data_center = None
     if region is not None:
         try:
             data_center = regions.data_center(region)
         except KeyError:
-            aliases = ", ".join(dc.alias for dc in regions.DATA_CENTERS)
+            aliases = ", ".join(dc.alias for dc in regions.data_centers(api))
             problem("region", f"unknown data center {region!r}; valid aliases: {aliases}")
+        else:
+            if api not in data_center.generations:
+                other = data_center.generations[0]
+                problem("region", f"{data_center.name} ({data_center.alias}) serves the "
+                        f"{other} API only; set api: {other} or pick another region")
 
     base_url = _url(mapping, "base_url", problem)
     if base_url is None and data_center is not None:
@@ -130,7 +143,17 @@ def resolve_connection(
             "client_id", "the application (client) ID of the registered AvePoint app is required"
         )
 
-    certificate = _certificate(mapping.get("certificate"), Path(base_dir), problem, simulator)
+    client_secret = _secret(mapping.get("client_secret"))
+    if "client_secret" in mapping and client_secret is None:
+        problem("client_secret", "must be the secret's text; use {{ env('NAME') }}")
+    if client_secret is not None and mapping.get("certificate") is not None:
+        problem("client_secret", "give a certificate or a client_secret, not both")
+    certificate = _certificate(mapping.get("certificate"), Path(base_dir), problem,
+                               simulator or client_secret is not None)
+    max_exports = mapping.get("max_exports", MAX_CONCURRENT_EXPORTS)
+    if isinstance(max_exports, bool) or not isinstance(max_exports, int) or max_exports < 1:
+        problem("max_exports", "must be a whole number of jobs, at least 1")
+        max_exports = MAX_CONCURRENT_EXPORTS
     verify_tls = _bool(mapping, "verify_tls", True, problem)
     timeout = mapping.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
@@ -148,10 +171,14 @@ def resolve_connection(
         region=data_center.alias if data_center else None,
         simulator=simulator,
         timeout=float(timeout),
+        api=api,
+        client_secret=client_secret,
+        max_exports=max_exports,
     )
 
 
-def settings_for_simulator(sim: Any, *, verify_tls: bool = True) -> ConnectionSettings:
+def settings_for_simulator(sim: Any, *, verify_tls: bool = True, api: str = "v1",
+                           max_exports: int = MAX_CONCURRENT_EXPORTS) -> ConnectionSettings:
     """Settings for a running ``runner.sim.Simulator`` (its loopback URLs, client and .pfx)."""
     creds = sim.credentials
     return ConnectionSettings(
@@ -164,6 +191,8 @@ def settings_for_simulator(sim: Any, *, verify_tls: bool = True) -> ConnectionSe
         ),
         verify_tls=verify_tls,
         simulator=True,
+        api=api,
+        max_exports=max_exports,
     )
 
 

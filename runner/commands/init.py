@@ -33,20 +33,15 @@ hosts: all
 # Every tenant writes under its own folder: {{ tenant }} is the tenant's name.
 output_dir: "reports/{{ tenant }}"
 
-vars:
-  lang: en-US                      # en-US, ja-JP or fr-FR
-
 tasks:
   - name: Users
-    user_summary:
-      language: "{{ lang }}"
+    user_summary: {}
     output: users.csv
     format: csv                    # jsonl (default), json or csv
 
   - name: Links anyone can open
     link_export:
-      link_type: anyone            # flexible, organization or anyone
-      language: "{{ lang }}"
+      link_type: anyone            # specific, organization or anyone
     output: links/anyone.zip
 """
 
@@ -57,26 +52,29 @@ INVENTORY = """\
 # Narrow a run with --limit:  insights-runner run playbook.yml --limit contoso
 version: 1
 
-vars:                              # for every tenant; a playbook's own vars win
-  lang: en-US
+vars: {}                           # for every tenant; a playbook's own vars win
 
+# api: v2 is the Graph API (Microsoft 365 and Google Workspace), which the vendor recommends;
+# the legacy Web API (api: v1, the default when api is left out) is slated for deprecation.
+# See README, "Moving to the Graph API".
 tenants:
   # The embedded simulator: a synthetic tenant on this machine, no credentials needed.
   demo:
     connection:
+      api: v2
       simulator: true
 
   # A real tenant: the app registration's client ID and certificate.  The password is
   # read from the environment when the playbook runs; never write a secret here.
   contoso:
     connection:
+      api: v2                      # v1: the legacy Web API
       region: us                   # see `insights-runner regions`
       client_id: 00000000-0000-0000-0000-000000000000
       certificate:
         path: certs/contoso.pfx    # relative to the playbook
         password: "{{ env('CONTOSO_PFX_PASSWORD') }}"
-    vars:
-      lang: en-US
+    vars: {}
 
 groups:
   production: [contoso]

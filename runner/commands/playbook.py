@@ -141,14 +141,15 @@ def schema(inventory: bool) -> None:
 def regions(as_json: bool) -> None:
     rows = [
         {"region": dc.alias, "name": dc.name, "cloud": dc.cloud, "base_url": dc.base_url,
-         "identity_url": dc.identity_url}
+         "identity_url": dc.identity_url, "api": list(dc.generations)}
         for dc in data_centers.DATA_CENTERS
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(table(["region", "data center", "cloud", "Web API URL"],
-                     [[r["region"], r["name"], r["cloud"], r["base_url"]] for r in rows]))
+    click.echo(table(["region", "data center", "cloud", "api", "API URL"],
+                     [[r["region"], r["name"], r["cloud"], ",".join(r["api"]), r["base_url"]]
+                      for r in rows]))
 
 
 # ---------------------------------------------------------------------- rendering
@@ -165,6 +166,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def render_plan(result: Plan) -> str:
     exports = sum(1 for s in result.steps if s.kind == "export")
+    changes = sum(1 for s in result.steps if s.changes_tenant)
     out = [
         f"plan: {result.name}",
         f"playbook: {result.playbook}",
@@ -175,7 +177,8 @@ def render_plan(result: Plan) -> str:
     if result.steps:
         out.append(table(
             ["id", "task", "operation", "chunk", "output", "request"],
-            [[s.id, s.task_index, s.operation, f"{s.chunk_number}/{s.chunk_total}", s.output,
+            [[s.id, s.task_index, f"{s.operation} (CHANGES the tenant)" if s.changes_tenant
+              else s.operation, f"{s.chunk_number}/{s.chunk_total}", s.output,
               summarise(s)] for s in result.steps],
         ))
         out.append("")
@@ -186,8 +189,9 @@ def render_plan(result: Plan) -> str:
         out.append(f"skipped: tasks[{skipped.task_index}] ({skipped.task_name}): {skipped.reason}")
     out.append(
         f"{_count(len(result.steps), 'step')} ({_count(exports, 'export')}, "
-        f"{_count(len(result.steps) - exports, 'query', 'queries')}), "
-        f"{len(result.deferred)} deferred, {len(result.skipped)} skipped"
+        f"{_count(len(result.steps) - exports - changes, 'query', 'queries')}"
+        + (f", {_count(changes, 'change')} to the tenant" if changes else "")
+        + f"), {len(result.deferred)} deferred, {len(result.skipped)} skipped"
     )
     return "\n".join(out)
 

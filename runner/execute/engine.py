@@ -25,6 +25,7 @@ from runner.execute import outputs
 from runner.execute.registry import Registry
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore, default_state_dir
+from runner.generation import api_of
 from runner.layout import REPORT_NAME
 
 
@@ -116,28 +117,37 @@ class ClientJobApi:
         source = self._client
         return source.get() if isinstance(source, LazyConnection) else source
 
-    def submit(self, step: Any) -> int:
-        return self.client.submit(step.operation, step.request)
+    def submit(self, step: Any) -> int | str:
+        return self.client.submit(step.operation, step.request)  # type: ignore[no-any-return]
 
     def status(self, step: Any, job_id: int | str) -> int:
-        return self.client.job_status(step.operation, int(job_id))
+        # v1 ids are ints, v2 ids strings of digits: the client sends each as its API wants
+        return self.client.job_status(step.operation, job_id)  # type: ignore[no-any-return]
 
     def download(self, step: Any, job_id: int | str, dest: Path) -> outputs.FileInfo:
         # The temporary name belongs to this Step's job: a later run resumes it, and a
         # resubmitted job (another id) never mixes its bytes with the old one's.
         partial = outputs.partial_path(dest, f"{step.id}-{job_id}")
-        done = self.client.download(step.operation, int(job_id), dest, partial=partial)
+        done = self.client.download(step.operation, job_id, dest, partial=partial)
         stat = done.path.stat()
         return outputs.FileInfo(done.path, done.bytes, done.sha256, stat.st_mtime_ns)
 
     def pages(self, step: Any, start: str | None) -> Iterator[tuple[list[dict], str | None]]:
-        op = catalog.operation(step.operation)
+        op = catalog.operation(step.operation, getattr(step, "api", catalog.DEFAULT_GENERATION))
         cursor: Any = start
         if start is not None and op.paging == "start_page":
             cursor = int(start)
         for page in self.client.iter_pages(step.operation, step.request, start=cursor):
             following = page.next
             yield page.records, None if following is None else str(following)
+
+
+def max_exports(connection: Any) -> int:
+    """The tenant's export slots: its connection's max_exports, else the service's 5."""
+    value = connection.get("max_exports") if isinstance(connection, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return catalog.MAX_CONCURRENT_EXPORTS
 
 
 @contextlib.contextmanager
@@ -160,7 +170,8 @@ def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, A
 
         config = SimConfig(**{"seed": 7, "scale": "small", **dict(simulator_options)})
         with Simulator(config) as sim:
-            settings = settings_for_simulator(sim)
+            settings = settings_for_simulator(sim, api=api_of(connection),
+                                              max_exports=max_exports(connection))
             with InsightsClient(settings) as client:
                 yield client
         return
@@ -234,7 +245,8 @@ def run_plan(
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
-                              poll=options.poll, on_event=on_event, stop=options.stop)
+                              poll=options.poll, on_event=on_event, stop=options.stop,
+                              max_slots=max_exports(plan.connection))
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:
@@ -312,7 +324,11 @@ def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> st
         remaining = max(0, int(token.expires_at - time.time()))
         steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
         exports = sum(1 for s in steps if s.kind == "export")
+        changes = sum(1 for s in steps if getattr(s, "changes_tenant", False))
         return (f"check ok: authenticated to {client.settings.base_url} "
                 f"(scope {token.scope}, token valid for {remaining} s); "
-                f"{len(steps)} steps would run ({exports} exports, {len(steps) - exports} "
-                f"queries), {len(plan.deferred)} deferred; nothing was submitted")
+                f"{len(steps)} steps would run ({exports} exports, "
+                f"{len(steps) - exports - changes} queries"
+                + (f", {changes} changes to the tenant" if changes else "")
+                + f"), {len(plan.deferred)} deferred; nothing was submitted"
+                + (" and nothing was changed" if changes else ""))

@@ -50,7 +50,7 @@ def page_query(step: Any, state: StepState, pages: Pages, store: StateStore, tar
                stop: threading.Event, clock: Callable[[], float], checkpoint_seconds: float,
                emit: Callable[[str, Any], None]) -> QueryFile:
     """Page ``step`` into ``target``, going on from ``state`` when it can."""
-    columns = catalog.operation(step.operation).result_fields
+    columns = catalog.operation(step.operation, getattr(step, "api", "v1")).result_fields
     start: str | None = None
     if state.status == StepStatus.PAGING and outputs.resumable(target, step.id, state.bytes):
         writer = outputs.RecordWriter.open(

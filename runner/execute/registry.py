@@ -275,7 +275,9 @@ def _load_steps(path: Path) -> list[Any] | None:
         document = json.loads(path.read_text(encoding="utf-8"))
         if document.get("version") != MEMO_VERSION:
             return None
-        return [Step(**{**d, "request": _freeze(d["request"]), "tags": tuple(d["tags"])})
+        derived = {"changes_tenant"}  # plan JSON shows it; the Step computes it
+        return [Step(**{**{k: v for k, v in d.items() if k not in derived},
+                        "request": _freeze(d["request"]), "tags": tuple(d["tags"])})
                 for d in document["steps"]]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None  # missing or unreadable: compile again

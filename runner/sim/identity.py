@@ -1,10 +1,14 @@
 """The simulated AOS identity service: OIDC discovery, the client-credentials token endpoint
-(with a signed client assertion), and checking the bearer tokens it issued.
+(with a signed client assertion, or with a client secret as the Graph API docs describe),
+and checking the bearer tokens it issued.  Both generations of the API share it.
 
 What the token endpoint checks, in order, and what a client sees when a check fails (an
 IdentityServer answers 400 with an OAuth error; the description names the failed check):
 
 * ``grant_type`` is ``client_credentials``                       -> ``unsupported_grant_type``
+* with a ``client_secret``: no assertion beside it, ``client_id`` names a client with a
+  registered secret, and the secret matches (compared as SHA-256 digests, which is all the
+  service keeps)                                                 -> ``invalid_client``
 * ``client_assertion_type`` is the JWT-bearer type, assertion present -> ``invalid_client``
 * the assertion's ``iss`` is a registered client, ``sub`` = ``iss`` -> ``invalid_client``
 * RS256 signature verifies against a registered, unexpired certificate -> ``invalid_client``
@@ -18,6 +22,8 @@ the service remembers which it revoked (``expire_all``, early-expiry faults).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import uuid
@@ -58,6 +64,7 @@ class IdentityService:
     clock: Callable[[], float]
     token_lifetime: float = catalog.TOKEN_LIFETIME_SECONDS
     clients: dict[str, list[x509.Certificate]] = field(default_factory=dict)
+    client_secrets: dict[str, list[bytes]] = field(default_factory=dict)  # SHA-256 digests
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _seen_jti: set[tuple[str, str]] = field(default_factory=set)
     _revoked: set[str] = field(default_factory=set)
@@ -74,6 +81,9 @@ class IdentityService:
     def register(self, client_id: str, certificate: x509.Certificate) -> None:
         self.clients.setdefault(client_id, []).append(certificate)
 
+    def register_secret(self, client_id: str, secret: str) -> None:
+        self.client_secrets.setdefault(client_id, []).append(_digest(secret))
+
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.url,
@@ -81,7 +91,7 @@ class IdentityService:
             "token_endpoint": self.token_endpoint,
             "scopes_supported": [catalog.SCOPE],
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_post"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["token"],
             "claims_supported": ["sub", "client_id", "scope"],
@@ -94,6 +104,11 @@ class IdentityService:
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type",
                              f"grant_type {form.get('grant_type')!r} is not supported")
+        if "client_secret" in form:
+            client_id = self._verify_secret(form)
+            self._check_scope(form)
+            return client_id, {**self._token_response(client_id),
+                               "ext_expires_in": int(self.token_lifetime) or 1}
         if form.get("client_assertion_type") != catalog.CLIENT_ASSERTION_TYPE:
             raise OAuthError("invalid_client",
                              f"client_assertion_type must be {catalog.CLIENT_ASSERTION_TYPE}")
@@ -101,10 +116,29 @@ class IdentityService:
         if not assertion:
             raise OAuthError("invalid_client", "client_assertion is missing")
         client_id = self._verify_assertion(assertion, form.get("client_id"))
+        self._check_scope(form)
+        return client_id, self._token_response(client_id)
+
+    @staticmethod
+    def _check_scope(form: dict[str, str]) -> None:
         if form.get("scope", "").split() != [catalog.SCOPE]:
             raise OAuthError("invalid_scope",
                              f"the only scope this client may request is {catalog.SCOPE}")
-        return client_id, self._token_response(client_id)
+
+    def _verify_secret(self, form: dict[str, str]) -> str:
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            raise OAuthError("invalid_client",
+                             "send a client_secret or a client_assertion, not both")
+        client_id = form.get("client_id") or ""
+        if not client_id:
+            raise OAuthError("invalid_client", "client_id is missing")
+        known = self.client_secrets.get(client_id)
+        if not known:
+            raise OAuthError("invalid_client", "unknown client, or it has no client secret")
+        given = _digest(form.get("client_secret") or "")
+        if not any(hmac.compare_digest(given, digest) for digest in known):
+            raise OAuthError("invalid_client", "the client secret is not valid")
+        return client_id
 
     def _verify_assertion(self, assertion: str, form_client_id: str | None) -> str:
         try:
@@ -233,3 +267,7 @@ class IdentityService:
         """Every token issued so far stops working."""
         with self._lock:
             self._valid_from_serial = self._serial
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()

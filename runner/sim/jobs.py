@@ -3,8 +3,9 @@
 No thread runs a job: a job's end time is fixed at submission (its duration, times a slow
 factor when a fault says so) and its status is read from the clock whenever it is asked,
 so thousands of jobs cost nothing and tests can use fractions of a second.  At most
-``catalog.MAX_CONCURRENT_EXPORTS`` jobs may be in progress for a tenant; the next
-submission is refused with ``SlotsFull``.
+``limit`` jobs (``catalog.MAX_CONCURRENT_EXPORTS`` unless configured) may be in progress
+for a tenant, v1 and v2 jobs together; the next submission is refused with ``SlotsFull``.
+Both generations draw ids from one number space.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Job:
     outcome: int  # the terminal status it reaches at ``ends``
     hostile: bool = False  # its file has hostile names (a fault)
     end_logged: bool = False
+    generation: str = "v1"  # the API generation that started it (whose routes see it)
 
 
 class JobBook:
@@ -79,7 +81,7 @@ class JobBook:
             faults = self.faults()
             job = Job(job_id, op.name, op.job_family or "", values, client_id, now,
                       now + self.duration(job_id), faults.job_outcome(job_id),
-                      faults.hostile_names)
+                      faults.hostile_names, generation=op.generation)
             self._jobs[job_id] = job
         self.log.record(JobEvent(now, job_id, "start", op.name))
         return job

@@ -164,21 +164,8 @@ class Reports:
 
     def build(self, job: Job) -> tuple[bytes, str, str]:
         language = str(job.values.get("language") or catalog.DEFAULT_LANGUAGE)
-        stamp = time.gmtime(job.submitted)[:6]
-        stamp = (max(stamp[0], 1980), *stamp[1:])
         books = _BUILDERS[job.operation](self, job.values, language)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            used: set[str] = set()
-            for n, (name, sheets) in enumerate(books):
-                member = f"{_unique(_safe(name), used)}.xlsx"
-                if job.hostile:
-                    member = ("../../", "/tmp/")[n % 2] + member  # noqa: S108 - on purpose
-                archive.writestr(zipfile.ZipInfo(member, stamp), workbook(sheets, stamp))
-        suffix = f"_{job.id}.zip"
-        prefix = "../../" if job.hostile else ""
-        return (buffer.getvalue(), prefix + text(NAMES, job.operation, language) + suffix,
-                prefix + NAMES[job.operation][0] + suffix)
+        return archive(job, books, text(NAMES, job.operation, language), NAMES[job.operation][0])
 
     # ------------------------------------------------------------------ builders
 
@@ -328,6 +315,24 @@ _BUILDERS = {
     "link_export": Reports.links,
     "activity_export": Reports.activity,
 }
+
+
+def archive(job: Job, books: Iterable[tuple[str, list[Sheet]]], name: str,
+            ascii_name: str) -> tuple[bytes, str, str]:
+    """The .zip of ``books`` (one .xlsx each), its file name and an ASCII fallback name."""
+    stamp = time.gmtime(job.submitted)[:6]
+    stamp = (max(stamp[0], 1980), *stamp[1:])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zipped:
+        used: set[str] = set()
+        for n, (book, sheets) in enumerate(books):
+            member = f"{_unique(_safe(book), used)}.xlsx"
+            if job.hostile:
+                member = ("../../", "/tmp/")[n % 2] + member  # noqa: S108 - on purpose
+            zipped.writestr(zipfile.ZipInfo(member, stamp), workbook(sheets, stamp))
+    suffix = f"_{job.id}.zip"
+    prefix = "../../" if job.hostile else ""
+    return buffer.getvalue(), prefix + name + suffix, prefix + ascii_name + suffix
 
 
 def _safe(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import secrets
 import socket
 import ssl
 import tempfile
@@ -32,6 +33,7 @@ from runner.sim.credentials import Credentials, write, write_tls
 from runner.sim.drift import tenant_for
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
+from runner.sim.google import GoogleTenant
 from runner.sim.identity import (
     DISCOVERY_PATH,
     TOKEN_PATH,
@@ -41,8 +43,9 @@ from runner.sim.identity import (
 )
 from runner.sim.jobs import JobBook, JobSeconds
 from runner.sim.log import Entry, RequestLog
-from runner.sim.reports import Reports
 from runner.sim.tenant import Scale, Tenant
+from runner.sim.v2.api import ApiV2, raw_path
+from runner.sim.v2.reports import V2Reports
 
 API_PREFIX = "insights"
 IDENTITY_PREFIX = "identity"
@@ -61,6 +64,8 @@ class SimConfig:
     log_path: Path | None = None  # also append the request log here as JSON lines
     fresh_certificate: bool = False  # sim serve: a new key; embedded: one key per process
     client_id: str | None = None  # default: derived from the seed
+    client_secret: str | None = None  # the app's client secret (v2 docs); default: random
+    max_exports: int = catalog.MAX_CONCURRENT_EXPORTS  # export jobs in progress at once
     tls: bool = False  # serve HTTPS with a self-signed certificate (see Simulator.ca_bundle)
     clock: Callable[[], float] = time.time
     export_bytes: int | None = None  # every export file: a synthetic .zip this big, streamed
@@ -87,9 +92,13 @@ class Service:
         self.log = log
         self.faults = config.faults
         self.tenant = tenant_for(config.seed, config.scale, config.drift)
-        self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log)
+        self.jobs = JobBook(config.clock, config.job_seconds, lambda: self.faults, log,
+                            limit=config.max_exports)
         log.settle = self.jobs.settle
-        self.api = Api(self.tenant, self.jobs, Reports(self.tenant), config.export_bytes)
+        self.google = GoogleTenant(config.seed, self.tenant.scale)
+        self.api = Api(self.tenant, self.jobs, V2Reports(self.tenant, self.google),
+                       config.export_bytes)
+        self.api_v2 = ApiV2(self.tenant, self.google, self.jobs, self.api)
         self._numbers = itertools.count(1)
         self._number_lock = threading.Lock()
 
@@ -146,11 +155,21 @@ class Service:
 
     def _api(self, request: Request, rest: str) -> tuple[Response, Entry]:
         op = catalog.find_by_path(request.method, rest)
+        path_values: dict[str, str] | None = None
+        raw = raw_path(request.environ, API_PREFIX) or ""
+        if op is None:
+            found = self.api_v2.route(request.method, raw)
+            if found is not None:
+                op, path_values = found
         if op is None:
             other = "POST" if request.method == "GET" else "GET"
-            status = 405 if catalog.find_by_path(other, rest) else 404
+            served = catalog.find_by_path(other, rest) or self.api_v2.other_methods(raw)
+            status = 405 if served else 404
             return error_response(status, f"No {request.method} endpoint at {request.path}."), \
                 self._entry(request, "", {}, None, status)
+        if op.kind == "health":  # §10 question 7: no token needed
+            return self.api_v2.handle(op, request, {}, ""), \
+                self._entry(request, op.name, {}, None, 200)
         try:
             client_id = self.identity.authenticate(request.headers.get("Authorization"))
         except Unauthorized as exc:
@@ -169,9 +188,17 @@ class Service:
                                          response.status_code, fault)
         body: dict[str, Any] = {}
         try:
-            body = self._body(request, op)
-            values = read(op, body)
-            response = self.api.handle(op, values, client_id, request)
+            if path_values is not None:  # a v2 operation
+                body = {k: v[0] if len(v) == 1 else v
+                        for k, v in request.args.to_dict(flat=False).items()} | path_values
+                if op.method == "POST":
+                    with contextlib.suppress(BadRequest):  # answered by handle() below
+                        body = self._body(request, op) | path_values
+                response = self.api_v2.handle(op, request, path_values, client_id)
+            else:
+                body = self._body(request, op)
+                values = read(op, body)
+                response = self.api.handle(op, values, client_id, request)
         except BadRequest as exc:
             response = (problem_response(exc.message, exc.field) if exc.binding
                         else error_response(400, exc.message))
@@ -261,6 +288,8 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
         self.client_id = self.config.resolved_client_id
+        # Like the certificate, a secret a playbook reads with env(); never logged.
+        self.client_secret = self.config.client_secret or secrets.token_urlsafe(32)
         self.log = RequestLog(self.config.log_path)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -290,6 +319,7 @@ class Simulator:
         identity = IdentityService(f"{self.root_url}/{IDENTITY_PREFIX}", cfg.clock,
                                    cfg.token_lifetime)
         identity.register(self.client_id, self.credentials.certificate)
+        identity.register_secret(self.client_id, self.client_secret)
         self.service = Service(cfg, identity, self.log)
         self._server.app = self.service
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import math
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,10 @@ class Tenant:
         # A site's objects are read together (exports, walks): keep the last few sites'.
         self.person = lru_cache(maxsize=50_000)(self._person)  # type: ignore[method-assign]
         self.site_objects = lru_cache(maxsize=16)(self._site_objects)  # type: ignore[method-assign]
+        # The one thing a client can change: tags set through the v2 settag endpoint,
+        # by (site, object index), over the seeded ones.  Both generations read them.
+        self._tags: dict[tuple[int, int], str] = {}
+        self._tag_lock = threading.Lock()
 
     # ------------------------------------------------------------------ randomness
 
@@ -383,10 +388,25 @@ class Tenant:
             "dataType": sorted(set(data_types)),
             "trainableClassifier": [self._pick(_CLASSIFIERS, roll >> 44)] if roll % 6 == 0 else [],
             "sensitivityLabel": self._pick(_LABELS, roll >> 48) or None,
-            "tagName": self._pick(_TAGS, roll >> 52),
+            "tagName": self._tags.get((s, j), self._pick(_TAGS, roll >> 52)),
             "retentionLabel": self._pick(_RETENTION, roll >> 56),
             "creatorEmail": creator_email, "webUrl": site.url,
         }
+
+    def object_by_url(self, s: int, url: str) -> int | None:
+        """The index of the object of site ``s`` at ``url`` (case-insensitive), if any."""
+        key = (url or "").strip().rstrip("/").lower()
+        for j, obj in enumerate(self.site_objects(s)):
+            if obj["location"].lower() == key:
+                return j
+        return None
+
+    def set_tag(self, s: int, j: int, tag: str) -> None:
+        """Tag object ``j`` of site ``s``: the tag replaces the one it had (an object holds
+        one ``tagName``), and every later record of the object shows it."""
+        with self._tag_lock:
+            self._tags[(s, j)] = tag
+            self.site_objects.cache_clear()  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------------- links
 
