@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner import catalog
+from runner import catalog, crashpoint
 from runner.errors import (
     AuthError,
     Interrupted,
@@ -315,7 +315,9 @@ class Scheduler:
             outcome.attempts = state.attempts
             outcome.started = outcome.started or self.wall()
             try:
+                crashpoint.hit("before-submit")
                 job_id = self.api.submit(step)
+                crashpoint.hit("after-submit")
             except SlotsBusy:
                 # Another client holds slots on this tenant: not a failure, wait our turn.
                 self.store.requeue(step.id, "the service's five export slots were busy")
@@ -339,6 +341,7 @@ class Scheduler:
                 return
             self._busy_backoff = 0.0
             self.store.submitted(step.id, job_id)
+            crashpoint.hit("job-id-committed")
             outcome.job_id = job_id
             self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0))
             self._emit("submitted", step)
