@@ -21,7 +21,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from runner import aliases, argrules, catalog, diagnose, layout, schema, templating, yamlsource
+from runner import (
+    aliases,
+    argrules,
+    catalog,
+    diagnose,
+    layout,
+    schema,
+    templating,
+    yamlbudget,
+    yamlsource,
+)
 from runner.errors import Diagnostic, PlaybookError
 from runner.yamlsource import Source, dotted
 
@@ -240,10 +250,13 @@ def parse_extra_vars(specs: Sequence[str]) -> tuple[dict[str, Any], list[Diagnos
         if spec.startswith("@"):
             label = spec[1:]
             try:
-                text = Path(label).read_text(encoding="utf-8-sig")
+                text = yamlbudget.read_limited(label, "extra vars file")
             except OSError as exc:
                 problems.append(Diagnostic(label, 1, 1, f"cannot read extra vars: "
                                                         f"{exc.strerror or exc}"))
+                continue
+            if isinstance(text, Diagnostic):
+                problems.append(text)
                 continue
             values, more = _mapping_from_yaml(text, label)
         elif spec.lstrip().startswith("{"):

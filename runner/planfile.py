@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.errors import PlanError, UserError
+from runner import yamlbudget
+from runner.errors import Diagnostic, PlanError, UserError
 from runner.inventory import Inventory, targets
 from runner.manifest import Playbook, load_playbook
 from runner.plan import Plan, compile_plan
@@ -138,9 +139,18 @@ def is_plan_file(path: str | Path) -> bool:
 
 def read(plan_file: str | Path) -> dict[str, Any]:
     try:
-        saved = json.loads(Path(plan_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = yamlbudget.read_limited(plan_file, "saved plan")
+    except OSError as exc:
         raise UserError(f"{plan_file}: cannot read the saved plan: {exc}") from None
+    if isinstance(text, Diagnostic):
+        raise UserError(str(text))
+    try:
+        saved = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{plan_file}:{exc.lineno}:{exc.colno}: cannot read the saved plan: "
+                        f"{exc.msg}") from None
+    except RecursionError:
+        raise UserError(f"{plan_file}:1:1: the saved plan nests too deep to be one") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise UserError(f"{plan_file}: not a saved plan (make one with `insights-runner plan "
                         "PLAYBOOK --out plan.json`)")

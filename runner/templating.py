@@ -28,6 +28,8 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateError, TemplateRuntimeError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from runner import yamlbudget
+
 __all__ = [
     "RunFacts",
     "TemplateError",
@@ -244,13 +246,12 @@ class Templar:
                 f"lookup('file', {name!r}) leaves the playbook's directory {self.base_dir}"
             )
         try:
-            text = _read_text(path)
+            text = yamlbudget.read_limited(path, "file")
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise TemplateRuntimeError(f"lookup('file', {name!r}): {reason}") from exc
+        if not isinstance(text, str):
+            raise TemplateRuntimeError(f"lookup('file', {name!r}): {text.message}")
         return text.rstrip() if rstrip else text
 
 
-def _read_text(path: Path) -> str:
-    with open(path, encoding="utf-8-sig") as handle:
-        return handle.read()

@@ -4,11 +4,14 @@
 that maps each node's path (``("tasks", 0, "output")``) to its 1-based line and column, so
 that any later stage can point a user at their own file.  Duplicate keys, tabs used for
 indentation, non-string keys and syntax errors come back as Diagnostics, all at once.
-Dates and times are kept as the strings the user wrote.
+Dates and times are kept as the strings the user wrote.  Files are read, and YAML text is
+checked before it is composed, within the budgets of ``yamlbudget`` (size, depth, aliases,
+tags).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
+from runner import yamlbudget
 from runner.errors import Diagnostic, PlaybookError
 
 Path_ = tuple[str | int, ...]
@@ -84,16 +88,23 @@ def read_text(path: str | Path, what: str) -> str:
     naming it (``what``: "playbook", "inventory")."""
     file = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        text = yamlbudget.read_limited(path, what)
     except FileNotFoundError:
         raise PlaybookError(Diagnostic(file, 1, 1, f"no such {what} file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(Diagnostic(file, 1, 1, f"cannot read the {what}: {exc}")) from None
+    except OSError as exc:
+        raise PlaybookError(Diagnostic(file, 1, 1, f"cannot read the {what}: "
+                                                   f"{exc.strerror or exc}")) from None
+    if isinstance(text, Diagnostic):
+        raise PlaybookError(text)
+    return text
 
 
 def load(text: str, file: str) -> tuple[Any, Source, list[Diagnostic]]:
     """The document in ``text`` (None when empty), its positions, and what is wrong with it."""
     source = Source(file, text)
+    refused = yamlbudget.check_yaml(text, file)
+    if refused:
+        return None, source, refused
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -123,8 +134,27 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> list[Diagn
     quoted = ""
     if 0 < line <= len(lines):
         gutter = " " * len(str(line))
-        quoted = f"\n    {line} | {lines[line - 1]}\n    {gutter} | {' ' * (column - 1)}^"
+        shown, caret = excerpt(lines[line - 1], column, _width() - len(gutter) - 7)
+        quoted = f"\n    {line} | {shown}\n    {gutter} | {' ' * caret}^"
     return [Diagnostic(file, line, column, f"YAML syntax error: {problem}{quoted}")]
+
+
+def excerpt(line: str, column: int, width: int) -> tuple[str, int]:
+    """``line`` cut to ``width`` characters around ``column`` (1-based), with "..." where
+    it was cut, and where the caret goes under it (0-based)."""
+    width = max(width, 20)
+    if len(line) <= width:
+        return line, column - 1
+    start = max(0, min(column - 1 - width // 2, len(line) - width))
+    end = start + width
+    head = "..." if start else ""
+    tail = "..." if end < len(line) else ""
+    body = line[start + len(head): end - len(tail)]
+    return head + body + tail, column - 1 - start
+
+
+def _width() -> int:
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 class _Builder:
@@ -143,7 +173,14 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             if node.tag == _TIMESTAMP:
                 return node.value  # dates are kept as written
-            return self._scalars.construct_object(node)
+            try:
+                return self._scalars.construct_object(node)
+            except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. !!int abc
+                self.diagnostics.append(Diagnostic(
+                    self.source.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                    f"{dotted(path) or 'value'}: {node.value!r} is not a {node.tag}: "
+                    f"{str(exc).splitlines()[0]}", dotted(path)))
+                return None
         if isinstance(node, yaml.SequenceNode):
             items: list[Any] = []
             self._built[id(node)] = items

@@ -28,7 +28,8 @@ from typing import Any
 import requests
 import urllib3
 
-from runner.errors import DownloadError, RequestRejected
+from runner import crashpoint
+from runner.errors import DownloadError
 
 from .transport import Transport, check_status
 
@@ -38,6 +39,7 @@ CHUNK_SIZE = 256 * 1024
 MAX_RESUMES = 8
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)$", re.IGNORECASE)
 _STREAM_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ConnectionError,
@@ -82,15 +84,9 @@ def download(
     temp = Path(partial) if partial is not None else folder / f".{uuid.uuid4().hex}.part"
     finished = False
     try:
-        hint, size, digest, resumes = _fetch(
-            transport, url, temp, params, operation, chunk_size, max_resumes
+        hint, size, digest, resumes = _fetch_verified(
+            transport, url, temp, params, operation, chunk_size, max_resumes, require_zip
         )
-        try:
-            if require_zip:
-                _verify_zip(temp, operation)
-        except DownloadError:
-            temp.unlink(missing_ok=True)  # never resume from a corrupt file
-            raise
         target = (
             dest
             if not dest.is_dir()
@@ -98,14 +94,43 @@ def download(
         )
         _inside(target, folder)
         _fsync(temp)
+        crashpoint.hit("download-fsynced")
         os.replace(temp, target)
         _fsync_dir(folder)
+        crashpoint.hit("download-renamed")
         finished = True
     finally:
         if partial is None and not finished:
             temp.unlink(missing_ok=True)
     log.info("%s: %d bytes written to %s (%d resumes)", operation, size, target, resumes)
     return Downloaded(target, size, digest, hint, resumes)
+
+
+def _fetch_verified(transport, url, temp, params, operation, chunk_size, max_resumes,
+                    require_zip):
+    """Fetch into ``temp`` and check it is a whole .zip.  A file that fails the check after
+    going on from bytes already there (an earlier run's, or a resumed transfer) is thrown
+    away and fetched once more from its first byte; a fresh whole fetch that fails is an
+    error (the Step's retries decide what next), so a bad file is never fetched forever."""
+    for attempt in range(2):
+        hint, size, digest, resumes, spliced = _fetch(
+            transport, url, temp, params, operation, chunk_size, max_resumes
+        )
+        try:
+            if require_zip:
+                _verify_zip(temp, operation)
+        except DownloadError:
+            temp.unlink(missing_ok=True)  # never resume from a corrupt file
+            if attempt or not spliced:
+                raise
+            log.warning(
+                "%s: the file put together from bytes fetched earlier fails verification; "
+                "fetching it again from the start",
+                operation,
+            )
+            continue
+        return hint, size, digest, resumes
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _fsync(path: Path) -> None:
@@ -123,6 +148,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
     written, resumes, hint, total = 0, 0, None, None
+    spliced = False  # the file holds bytes from before this call's latest fresh start
     hasher = hashlib.sha256()
     with open(temp, "a+b") as handle:
         handle.seek(0)  # bytes an earlier run already fetched: hash them and go on from there
@@ -132,26 +158,42 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
         if written:
             log.info("%s: going on from %d bytes fetched by an earlier run", operation, written)
         while True:
+            if total is not None and written == total:
+                break  # an earlier answer gave the size, and every byte is here
+            spliced = spliced or written > 0
             headers = (
                 {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
             )
-            try:
-                response = transport.request(
-                    "GET",
-                    url,
-                    params=params,
-                    headers=headers,
-                    stream=True,
-                    operation=operation,
-                    check=check_status,
-                )
-            except RequestRejected as exc:
-                if exc.status != 416 or not written:
-                    raise
+            response = transport.request(
+                "GET",
+                url,
+                params=params,
+                headers=headers,
+                stream=True,
+                operation=operation,
+                check=_check_download,
+            )
+            if response.status_code == 416:
+                with response:
+                    whole = _unsatisfied_length(response)
+                if whole is not None and written == whole:
+                    # An earlier run had every byte and died before the rename: finish it.
+                    log.info("%s: the %d bytes already here are the whole file", operation,
+                             written)
+                    total = whole
+                    break
+                if not written:
+                    check_status(response)
                 # The range is past the end: what we have is not a prefix of this file.
+                log.info("%s: the %d bytes already here do not fit the file (%s bytes); "
+                         "starting again", operation, written, whole)
                 handle.seek(0)
                 handle.truncate()
-                hasher, written = hashlib.sha256(), 0
+                hasher, written, spliced = hashlib.sha256(), 0, False
+                resumes += 1
+                if resumes > max_resumes:
+                    raise DownloadError(f"{operation}: the server kept refusing the range",
+                                        operation=operation)
                 continue
             with response:
                 start, total = _where(response, written, total, operation)
@@ -160,7 +202,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                     handle.seek(0)
                     handle.truncate()
                     hasher = hashlib.sha256()
-                    written = 0
+                    written, spliced = 0, False
                 if hint is None:
                     hint = content_disposition_name(response.headers.get("Content-Disposition"))
                 try:
@@ -168,10 +210,13 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                         handle.write(chunk)
                         hasher.update(chunk)
                         written += len(chunk)
+                        crashpoint.hit("download-chunk")
                 except _STREAM_ERRORS as exc:
                     reason = type(exc).__name__
                 else:
                     if total is None or written == total:
+                        handle.flush()
+                        crashpoint.hit("download-last-byte")
                         break
                     if written > total:
                         raise DownloadError(
@@ -190,7 +235,19 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                 "%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written
             )
             handle.flush()
-    return hint, written, hasher.hexdigest(), resumes
+    return hint, written, hasher.hexdigest(), resumes, spliced
+
+
+def _check_download(response: requests.Response) -> None:
+    """As ``check_status``, but a 416 comes back to ``_fetch``: it may mean "you have it all"."""
+    if response.status_code != 416:
+        check_status(response)
+
+
+def _unsatisfied_length(response: requests.Response) -> int | None:
+    """The whole size a 416 names in ``Content-Range: bytes */N``."""
+    match = _UNSATISFIED.match(response.headers.get("Content-Range", "").strip())
+    return int(match.group(1)) if match else None
 
 
 def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:

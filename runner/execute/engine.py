@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import catalog
+from runner import catalog, crashpoint
 from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
@@ -205,6 +205,13 @@ def _locator(playbook: Any) -> Callable[[str], tuple[str, int, int]] | None:
 # ------------------------------------------------------------------------ the run
 
 
+def _compile_deferred(compile_task: Callable[..., Sequence[Any]], *args: Any, **kwargs: Any
+                      ) -> Sequence[Any]:
+    steps = compile_task(*args, **kwargs)
+    crashpoint.hit("deferred-compile")  # compiled; neither remembered nor registered yet
+    return steps
+
+
 def selected(step: Any, tags: frozenset[str], skip_tags: frozenset[str]) -> bool:
     step_tags = set(step.tags)
     if tags and not (step_tags & tags or "always" in step_tags):
@@ -258,8 +265,8 @@ def run_plan(
                 # before: a re-run need not read a large register again.
                 compiled = registry.compile(
                     playbook, task.task_index, state_dir,
-                    functools.partial(compile_task, run_facts=options.run_facts,
-                                      existing=tuple(known)))
+                    functools.partial(_compile_deferred, compile_task,
+                                      run_facts=options.run_facts, existing=tuple(known)))
                 known.extend(compiled)
                 new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import catalog
+from runner import catalog, crashpoint
 from runner.execute import outputs
 from runner.execute.state import StateStore, StepState, StepStatus
 
@@ -75,7 +75,9 @@ def page_query(step: Any, state: StepState, pages: Pages, store: StateStore, tar
                 if next_token is None or clock() >= due:
                     # fsync, then commit the token that follows what is now durable.
                     mark = writer.checkpoint()
+                    crashpoint.hit("before-page-checkpoint")
                     store.page(step.id, next_token, mark.records, mark.bytes)
+                    crashpoint.hit("after-page-checkpoint")
                     due = clock() + checkpoint_seconds
                 emit("page", (step, len(records)))
                 if next_token is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import glob
 import json
 import os
 import re
@@ -27,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner import crashpoint
 from runner.errors import DownloadError
 from runner.execute import outputs
 
 MARKER = ".insights-runner-extract.json"
+_STAGING = re.compile(r"[0-9a-f]{12}")
 MARKER_VERSION = 1
 CONVERT_FORMATS = ("csv",)
 _UNSAFE = re.compile(r"[\x00-\x1f\\/:*?\"<>|]+")
@@ -73,6 +76,10 @@ def postprocess(step: Any, path: Path, *, limits: Limits = DEFAULT_LIMITS) -> li
     done = _already_done(folder, source, settings)
     if done is not None:
         return done
+    # A run killed while unpacking leaves its staging folder: nobody else owns that name.
+    for stale in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):
+        if stale.is_dir() and _STAGING.fullmatch(stale.name.rsplit("-", 1)[1]):
+            shutil.rmtree(stale, ignore_errors=True)
     staging = folder.parent / f".{folder.name}.partial-{secrets.token_hex(6)}"
     try:
         made = _make(path, staging, settings, limits)
@@ -100,6 +107,7 @@ def _make(path: Path, staging: Path, settings: dict[str, Any], limits: Limits) -
     unpacked = outputs.extract_zip(path, staging, max_member_bytes=limits.member_bytes,
                                    max_total_bytes=limits.total_bytes,
                                    max_members=limits.members)
+    crashpoint.hit("extract")
     made: list[Path] = []
     if settings["convert"] == "csv":
         used = {str(p).lower() for p in unpacked}
@@ -134,6 +142,7 @@ def _xlsx_to_csv(workbook_path: Path, staging: Path, used: set[str]) -> list[Pat
                 for row in sheet.iter_rows(values_only=True):
                     writer.writerow([cell_text(value) for value in row])
             written.append(target)
+            crashpoint.hit("convert")
     finally:
         book.close()
     return written

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner import catalog
+from runner import catalog, crashpoint
 from runner.errors import (
     AuthError,
     Interrupted,
@@ -333,7 +333,9 @@ class Scheduler:
             outcome.started = outcome.started or self.wall()
             sent = self.wall()
             try:
+                crashpoint.hit("before-submit")
                 job_id = self.api.submit(step)
+                crashpoint.hit("after-submit")
             except SlotsBusy:
                 # Another client holds slots on this tenant: not a failure, wait our turn.
                 self.store.requeue(step.id, "the service's five export slots were busy")
@@ -357,6 +359,7 @@ class Scheduler:
                 return
             self._busy_backoff = 0.0
             self.store.submitted(step.id, job_id)
+            crashpoint.hit("job-id-committed")
             outcome.job_id = job_id
             span = JobSpan(job_id, sent)
             outcome.jobs.append(span)

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.execute.outputs import FileInfo, write_atomic
+from runner import crashpoint
+from runner.execute.outputs import AtomicFile, FileInfo
 from runner.secret import Secret
 
 REPORT_VERSION = 1
@@ -230,7 +231,7 @@ def report_json(report: Mapping[str, Any]) -> bytes:
 
 def write_report(path: str | Path, report: Any) -> FileInfo:
     """Write ``run-report.json`` atomically (readers never see half a report)."""
-    return write_atomic(Path(path), report_json(_as_report(report)), "run-report")
+    return _write(Path(path), report_json(_as_report(report)), "run-report")
 
 
 def write_run_report(path: str | Path, result: Any) -> Path:
@@ -255,6 +256,16 @@ def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> 
     written = write_report(path, report).path
     write_html(html_path(written), report, Path(output_dir))
     return written
+
+
+def _write(path: Path, data: bytes, name: str) -> FileInfo:
+    """``write_atomic``, with the crash point ``name`` between the two halves of the data."""
+    with AtomicFile(path, name) as out:
+        out.write(data[: len(data) // 2])
+        crashpoint.hit(name)
+        out.write(data[len(data) // 2:])
+    assert out.info is not None
+    return out.info
 
 
 # --------------------------------------------------------------------------- terminal

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.execute.outputs import FileInfo, write_atomic
-from runner.report import _as_report
+from runner.execute.outputs import FileInfo
+from runner.report import _as_report, _write
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -76,4 +76,4 @@ def _junit_kind(step: Mapping[str, Any]) -> str:
 
 def write_junit(path: str | Path, report: Any) -> FileInfo:
     """Write JUnit XML (of a report dict or a ``RunResult``) atomically."""
-    return write_atomic(Path(path), junit_xml(report), "junit")
+    return _write(Path(path), junit_xml(report), "junit")

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from werkzeug import Request, Response
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from runner import catalog
 from runner.catalog import Operation
@@ -192,11 +193,17 @@ class Api:
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(filename, safe="")}')
         response.set_etag(f"job-{job.id}-{len(data)}")
-        return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+        try:
+            return response.make_conditional(request, accept_ranges=True,
+                                             complete_length=len(data))
+        except RequestedRangeNotSatisfiable:
+            return _unsatisfiable(len(data))
 
 
 def _big_file(big: BigExport, job: Job, request: Request) -> Response:
     """The synthetic export, streamed from the first byte a ``Range: bytes=N-`` asks for."""
+    if request.range is not None and _past_the_end(request, big.total):
+        return _unsatisfiable(big.total)
     span = request.range.range_for_length(big.total) if request.range else None
     start = span[0] if span and span[1] == big.total else 0
     response = Response(big.iter_from(start), status=206 if start else 200,
@@ -206,6 +213,20 @@ def _big_file(big: BigExport, job: Job, request: Request) -> Response:
     if start:
         response.headers["Content-Range"] = f"bytes {start}-{big.total - 1}/{big.total}"
     response.headers["Content-Disposition"] = f'attachment; filename="export_{job.id}.zip"'
+    return response
+
+
+def _past_the_end(request: Request, total: int) -> bool:
+    """A range every part of which starts at or past the end: what a server answers 416."""
+    ranges = request.range.ranges if request.range is not None else []
+    return bool(ranges) and all(begin >= total for begin, _ in ranges)  # suffixes are < 0
+
+
+def _unsatisfiable(total: int) -> Response:
+    """416 as a real server answers it: the body is short, the header gives the size."""
+    response = error_response(416, f"The range is past the end of the {total}-byte file.")
+    response.headers["Content-Range"] = f"bytes */{total}"
+    response.headers["Accept-Ranges"] = "bytes"
     return response
 
 

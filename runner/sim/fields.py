@@ -85,8 +85,11 @@ def _as_int(api: str, raw: Any) -> int:
                          binding=True)
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())  # Json.NET converts numeric strings, so the service does
+    digits = raw.strip() if isinstance(raw, str) else ""
+    # Json.NET converts numeric strings, so the service does; never thousands of digits
+    # (Python refuses those with a ValueError: a 500, not a 400).
+    if digits.lstrip("-").isdigit() and digits.isascii() and len(digits) <= 20:
+        return int(digits)
     raise BadRequest(f"The JSON value for {api} could not be converted to Int32.", api,
                      binding=True)
 
