@@ -35,6 +35,9 @@ truncates the partial file to the committed size and asks for the committed toke
 record is lost or written twice.  A committed token of None after the first page means the
 last page is in: the resume only has to finish the file.
 
+History: ``durations`` keeps how long each Step's export job last ran (the scheduler's
+queue order and polls read it); ``clear_steps`` and requeues leave it alone.
+
 Threads: the store holds ONE connection guarded by a lock; every method takes the lock for
 its whole transaction, so the scheduler's threads may share one ``StateStore``.  SQLite
 serialises writers anyway, and these transactions are a single statement or one batch.
@@ -65,7 +68,7 @@ from runner.secret import Secret
 
 DB_NAME = "state.db"
 LOCK_NAME = "lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StepStatus(StrEnum):
@@ -175,6 +178,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             finished_at REAL,
             updated_at REAL NOT NULL) WITHOUT ROWID""",
         "CREATE INDEX steps_status ON steps(status)",
+    ),
+    (
+        # How long each Step's export job last ran (history for the scheduler's queue
+        # order and polls).  Its own table: --fresh and requeues forget a Step's state,
+        # not how long its job takes.
+        """CREATE TABLE durations (
+            step_id TEXT PRIMARY KEY NOT NULL,
+            seconds REAL NOT NULL,
+            updated_at REAL NOT NULL) WITHOUT ROWID""",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -518,6 +530,29 @@ class StateStore:
             return conn.execute(
                 "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE playbook = ?)",
                 (os.fspath(playbook),)).rowcount
+
+    # ------------------------------------------------------------ job durations (history)
+
+    def durations(self, step_ids: Iterable[str]) -> dict[str, float]:
+        """How many seconds the last finished job of each of these Steps ran (those known)."""
+        ids = list(dict.fromkeys(step_ids))
+        found: dict[str, float] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT step_id, seconds FROM durations WHERE step_id IN ({marks})"  # noqa: S608
+            found.update(self._read(sql, chunk))
+        return found
+
+    def record_durations(self, seconds: Mapping[str, float]) -> None:
+        """How long these Steps' export jobs ran, in one transaction: for the next runs."""
+        if any(not value >= 0 for value in seconds.values()):
+            raise ValueError(f"durations are numbers of seconds >= 0: {dict(seconds)!r}")
+        now = self._clock()
+        with self._tx() as conn:
+            conn.executemany("INSERT OR REPLACE INTO durations (step_id, seconds, updated_at) "
+                             "VALUES (?, ?, ?)",
+                             [(step_id, float(value), now) for step_id, value in seconds.items()])
 
     # ------------------------------------------------------------------ transitions
 
