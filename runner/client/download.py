@@ -3,7 +3,8 @@
 A download is written to a hidden temporary file beside its destination, resumed from the
 bytes already written when the connection drops (``Range: bytes=N-``; a 206 must say it
 starts at N, a 200 means the server ignored the range and we start again), checked to be a
-whole .zip, and only then renamed onto its final name, so a reader never sees half a file.
+whole .zip (its sha256 and CRCs computed while it streams, ``streamcheck``), and only then
+renamed onto its final name, so a reader never sees half a file.
 
 The server's ``Content-Disposition`` file name is a hint: reduced to one safe base name
 (never a path) and used only when the caller gave a folder rather than a file name.
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import email.message
 import email.utils
-import hashlib
 import http.client
 import logging
 import os
 import re
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,13 @@ import urllib3
 
 from runner.errors import DownloadError, RequestRejected
 
+from .streamcheck import StreamCheck, verify_zip_file
 from .transport import Transport, check_status
 
 log = logging.getLogger("runner.client.download")
 
-CHUNK_SIZE = 256 * 1024
+# Large reads: fewer trips through urllib3 and the queues of the checking threads.
+CHUNK_SIZE = 1024 * 1024
 MAX_RESUMES = 8
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -81,13 +82,14 @@ def download(
     folder.mkdir(parents=True, exist_ok=True)
     temp = Path(partial) if partial is not None else folder / f".{uuid.uuid4().hex}.part"
     finished = False
+    check = StreamCheck()
     try:
         hint, size, digest, resumes = _fetch(
-            transport, url, temp, params, operation, chunk_size, max_resumes
+            transport, url, temp, params, operation, chunk_size, max_resumes, check
         )
         try:
             if require_zip:
-                _verify_zip(temp, operation)
+                check.verify_zip(temp, operation)
         except DownloadError:
             temp.unlink(missing_ok=True)  # never resume from a corrupt file
             raise
@@ -102,6 +104,7 @@ def download(
         _fsync_dir(folder)
         finished = True
     finally:
+        check.close()
         if partial is None and not finished:
             temp.unlink(missing_ok=True)
     log.info("%s: %d bytes written to %s (%d resumes)", operation, size, target, resumes)
@@ -121,9 +124,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
+def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, hasher):
+    """``hasher`` (a ``StreamCheck``) takes every byte of the file, from byte 0."""
     written, resumes, hint, total = 0, 0, None, None
-    hasher = hashlib.sha256()
     with open(temp, "a+b") as handle:
         handle.seek(0)  # bytes an earlier run already fetched: hash them and go on from there
         while block := handle.read(chunk_size):
@@ -151,7 +154,8 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                 # The range is past the end: what we have is not a prefix of this file.
                 handle.seek(0)
                 handle.truncate()
-                hasher, written = hashlib.sha256(), 0
+                hasher.reset()
+                written = 0
                 continue
             with response:
                 start, total = _where(response, written, total, operation)
@@ -159,7 +163,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                     log.info("%s: the server ignored the range; starting again", operation)
                     handle.seek(0)
                     handle.truncate()
-                    hasher = hashlib.sha256()
+                    hasher.reset()
                     written = 0
                 if hint is None:
                     hint = content_disposition_name(response.headers.get("Content-Disposition"))
@@ -228,23 +232,7 @@ def _where(response: requests.Response, written: int, total: int | None, operati
     return 0, int(length) if length and length.isdigit() else None
 
 
-def _verify_zip(path: Path, operation: str) -> None:
-    if not zipfile.is_zipfile(path):
-        raise DownloadError(
-            f"{operation}: the downloaded file is not a whole .zip", operation=operation
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DownloadError(
-            f"{operation}: the downloaded .zip is corrupt ({exc})", operation=operation
-        ) from exc
-    if broken is not None:
-        raise DownloadError(
-            f"{operation}: the downloaded .zip is corrupt ({broken!r} fails its CRC)",
-            operation=operation,
-        )
+_verify_zip = verify_zip_file  # a file on disk, read back (streamcheck does it streaming)
 
 
 def content_disposition_name(value: str | None) -> str | None:
