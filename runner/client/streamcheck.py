@@ -1,10 +1,12 @@
 """Checking a download while it streams: its sha256 and its .zip members' CRC-32s.
 
-``StreamCheck`` takes each chunk as it is written to disk (``update``), and two threads
-work on it off the transfer's critical path: one hashes (sha256), one walks the .zip's
-local headers and checks each member's CRC-32 (and size) as its bytes go by (``hashlib``
-and ``zlib.crc32`` release the GIL on large buffers, so the three run side by side).  The
-queues between them are bounded, so memory stays at a few chunks whatever the file's size.
+``StreamCheck`` takes each chunk as it is written to disk (``update``), and one thread
+works on it off the transfer's critical path: it hashes it (sha256) and walks the .zip's
+local headers, checking each member's CRC-32 (and size) as its bytes go by.  ``hashlib``
+and ``zlib.crc32`` release the GIL on large buffers, so it runs beside the thread that
+reads the socket and writes the file.  (A thread each for the hash and the CRCs was slower
+on 2 cores: three threads taking turns at the GIL.)  The queue between them is bounded, so
+memory stays at a few chunks whatever the file's size.
 
 When the last byte is in, ``verify_zip`` reads only the central directory and checks that
 every member it lists was seen, at its offset, whole and with the CRC both headers give.
@@ -217,9 +219,12 @@ class StreamCheck:
     def _start(self) -> None:
         self._hash = hashlib.sha256()
         self._walker = ZipWalker()
-        self._workers = [_Worker("download-sha256", self._hash.update),
-                         _Worker("download-zip-crc", self._walker.feed)]
+        self._workers = [_Worker("download-check", self._consume)]
         self._closed = False
+
+    def _consume(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self._walker.feed(chunk)
 
     def update(self, chunk: bytes) -> None:
         for worker in self._workers:
