@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import queue
 import signal
 import threading
@@ -225,6 +226,7 @@ class Scheduler:
         self._exports: deque[Any] = deque()
         self._expected: dict[str, float] = {}  # Step id -> its job's length from history
         self._lengths: dict[str, float] = {}  # measured this run, not yet in the store
+        self._real_output: str | None = None
         self._jobs: dict[str, _Job] = {}
         self._done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._outstanding = 0  # downloads and queries handed to workers, not yet reported
@@ -345,7 +347,9 @@ class Scheduler:
             self._dispatch(step, self._query, state)
 
     def _target(self, step: Any) -> Path:
-        return outputs.resolve_output(self.output_dir, step.output)
+        if self._real_output is None:  # once: the folder does not move during a run
+            self._real_output = os.path.realpath(self.output_dir)
+        return outputs.resolve_output(self.output_dir, step.output, real_base=self._real_output)
 
     # ------------------------------------------------------------------ the loop
 

@@ -455,7 +455,11 @@ class StateStore:
         unless its output format changed, in which case it starts over.
         """
         now = self._clock()
-        rows = [_step_row(step, run_id, now) for step in steps]
+        steps = list(steps)
+        # A known Step keeps its stored request (the upsert below never changes it): skip
+        # encoding it again, the most of a re-run's cost here (capped lists of e-mails).
+        known = self._known_ids(str(step.id) for step in steps)
+        rows = [_step_row(step, run_id, now, encode=str(step.id) not in known) for step in steps]
         with self._tx() as conn:
             conn.executemany(
                 "UPDATE steps SET status = 'pending', job_id = NULL, page_token = NULL, "
@@ -470,6 +474,15 @@ class StateStore:
                 "task_index = excluded.task_index, task_name = excluded.task_name, "
                 "format = excluded.format, updated_at = excluded.updated_at",
                 rows)
+
+    def _known_ids(self, step_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(step_ids))
+        known: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            sql = f"SELECT id FROM steps WHERE id IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+            known.update(row[0] for row in self._read(sql, chunk))
+        return known
 
     def steps(self, run_id: int | None = None) -> dict[str, StepState]:
         """Every Step the store knows (or only those touched by ``run_id``), in one query."""
@@ -650,13 +663,15 @@ def _connect(database: str, uri: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _step_row(step: Any, run_id: int, now: float) -> tuple[Any, ...]:
+def _step_row(step: Any, run_id: int, now: float, encode: bool = True) -> tuple[Any, ...]:
+    """``encode=False``: the Step is stored already and keeps its request ("" in its place)."""
     operation = getattr(step.operation, "name", step.operation)
     output = getattr(step, "output", None)
+    request = request_json(getattr(step, "request", {})) if encode else ""
     return (
         str(step.id), run_id, int(step.task_index), str(getattr(step, "task_name", "") or ""),
         str(operation), str(step.kind), None if output is None else os.fspath(output),
-        getattr(step, "format", None), request_json(getattr(step, "request", {})), now,
+        getattr(step, "format", None), request, now,
     )
 
 
