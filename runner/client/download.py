@@ -34,8 +34,7 @@ from .transport import Transport, check_status
 
 log = logging.getLogger("runner.client.download")
 
-# Large reads: fewer trips through urllib3 and the queues of the checking threads.
-CHUNK_SIZE = 1024 * 1024
+CHUNK_SIZE = 256 * 1024
 MAX_RESUMES = 8
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -198,33 +197,14 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
 
 
 def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
-    """The body as it arrives, gathered into chunks of about ``size`` bytes.
-
-    ``read1`` hands over every byte received before a drop, where ``iter_content`` would
-    lose a partly filled chunk (urllib3 1.x falls back to it): on a drop the bytes gathered
-    so far are handed over first, then the error rises.  Gathering matters for speed: a
-    TLS socket gives one 16 KiB record per read, and each chunk costs a trip through the
-    checking threads' queues (``streamcheck``).
-    """
+    """The body as it arrives: ``read1`` hands over every byte received before a drop, where
+    ``iter_content`` would lose a partly filled chunk (urllib3 1.x falls back to it)."""
     read1 = getattr(response.raw, "read1", None)
     if read1 is None:  # pragma: no cover - urllib3 < 2
         yield from response.iter_content(size)
         return
-    pieces: list[bytes] = []
-    gathered = 0
-    try:
-        while piece := read1(size - gathered, decode_content=True):
-            pieces.append(piece)
-            gathered += len(piece)
-            if gathered >= size:
-                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                pieces, gathered = [], 0
-    except BaseException:
-        if pieces:
-            yield b"".join(pieces)
-        raise
-    if pieces:
-        yield b"".join(pieces)
+    while chunk := read1(size, decode_content=True):
+        yield chunk
 
 
 def _where(response: requests.Response, written: int, total: int | None, operation: str):

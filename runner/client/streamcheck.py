@@ -1,12 +1,13 @@
 """Checking a download while it streams: its sha256 and its .zip members' CRC-32s.
 
-``StreamCheck`` takes each chunk as it is written to disk (``update``), and one thread
-works on it off the transfer's critical path: it hashes it (sha256) and walks the .zip's
-local headers, checking each member's CRC-32 (and size) as its bytes go by.  ``hashlib``
-and ``zlib.crc32`` release the GIL on large buffers, so it runs beside the thread that
-reads the socket and writes the file.  (A thread each for the hash and the CRCs was slower
-on 2 cores: three threads taking turns at the GIL.)  The queue between them is bounded, so
-memory stays at a few chunks whatever the file's size.
+``StreamCheck`` takes each chunk as it is written to disk (``update``): it hashes it
+(sha256) and walks the .zip's local headers, checking each member's CRC-32 (and size) as
+its bytes go by, so the file is never read back.  Memory is one header at most.
+
+It runs in the writing thread, on the chunks as the socket hands them over (one 16 KiB TLS
+record each).  Measured on 2 cores (see BENCHMARKS.md), a checking thread behind a queue,
+or gathering the records into 1 MiB chunks first, both cost more CPU than they saved:
+GIL hand-offs and a copy of every byte.
 
 When the last byte is in, ``verify_zip`` reads only the central directory and checks that
 every member it lists was seen, at its offset, whole and with the CRC both headers give.
@@ -18,12 +19,9 @@ the file is read back and every member tested.  Either way a corrupt .zip is ref
 from __future__ import annotations
 
 import hashlib
-import queue
 import struct
-import threading
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,6 @@ from runner.errors import DownloadError
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header, without name and extra
 _LOCAL_SIG = 0x04034B50
 _ZIP64_EXTRA = 0x0001
-_DEPTH = 8  # chunks queued per worker before the writer waits
 _INFLATE_CAP = 4 << 20  # most bytes one inflate step may produce (memory stays flat)
 
 
@@ -172,93 +169,36 @@ def _zip64_sizes(extra: bytes, size: int, compressed: int) -> tuple[int, int]:
     return size, compressed
 
 
-# ------------------------------------------------------------------ the threads
-
-
-class _Worker:
-    """One consumer of the chunks, on its own thread, behind a bounded queue."""
-
-    def __init__(self, name: str, consume: Callable[[bytes], None]) -> None:
-        self._consume = consume
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self._consume(chunk)
-                except BaseException as error:  # handed to the writer's thread at close
-                    self.error = error
-
-    def put(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self.error is not None:
-            raise self.error
+# ------------------------------------------------------------------ the check
 
 
 class StreamCheck:
     """sha256 and .zip CRCs of a file, computed from its chunks as they are written.
 
     ``update`` and ``hexdigest`` are hashlib's; ``reset`` starts again from byte 0 (a
-    resume that had to throw the bytes away); ``verify_zip`` after the last byte.  Use it
-    as a context manager, or call ``close``, so its threads end.  The chunks must not
-    change after ``update`` (``bytes``: they are read by the threads later).
+    resume that had to throw the bytes away); ``verify_zip`` after the last byte.
     """
 
     def __init__(self) -> None:
-        self._start()
+        self.reset()
 
-    def _start(self) -> None:
+    def reset(self) -> None:
         self._hash = hashlib.sha256()
         self._walker = ZipWalker()
-        self._workers = [_Worker("download-check", self._consume)]
-        self._closed = False
 
-    def _consume(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes) -> None:
         self._hash.update(chunk)
         self._walker.feed(chunk)
 
-    def update(self, chunk: bytes) -> None:
-        for worker in self._workers:
-            worker.put(chunk)
-
-    def reset(self) -> None:
-        self.close()
-        self._start()
-
-    def close(self) -> None:
-        """Wait for the threads to take in every chunk given so far (their errors rise)."""
-        if not self._closed:
-            self._closed = True
-            for worker in self._workers:
-                worker.close()
-
     def hexdigest(self) -> str:
-        self.close()
         return self._hash.hexdigest()
 
-    def __enter__(self) -> StreamCheck:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: S110 - the error that ended the download is the one to see
-            if exc[0] is None:
-                raise
+    def close(self) -> None:
+        """Nothing to release (kept so callers need not know how the check runs)."""
 
     def verify_zip(self, path: Path, operation: str) -> None:
         """``path`` (the whole file that streamed) is a .zip whose every member is whole;
         ``DownloadError`` if not."""
-        self.close()
         problem = self._streamed_problem(path, operation)
         if problem == _READ_BACK:
             verify_zip_file(path, operation)
