@@ -2,15 +2,24 @@
 
 Runs 60 export jobs of varied duration through the simulator and prints each client's
 makespan (first submit → last file downloaded) against the lower bound
-``max(sum of durations / 5, longest job)``:
+``max(sum of durations / 5, longest job)``, in two variants:
 
-* the runner (its scheduler, polling policy scaled like the durations);
-* naive client A: one job at a time, polling every 2 minutes;
-* naive client B: batches of five, each batch waiting for its slowest job.
+* **durations by submit order**: the k-th job submitted runs ``durations[k]``, whatever
+  it exports (no history can help here);
+  - the runner (its scheduler, polling policy scaled like the durations);
+  - naive client A: one job at a time, polling every 2 minutes;
+  - naive client B: batches of five, each batch waiting for its slowest job;
+* **durations by Step**: the i-th Step of the plan runs ``durations[i]`` whenever it is
+  submitted, as on a real tenant (an export of 100 sites takes longer than one of 3);
+  - the runner on a fresh state (no history: plan order, polls by age);
+  - the runner again on the state that run left (with ``--fresh``: every job runs again,
+    the history is kept): queue longest-known-first, polls at each job's expected end.
+
+Beside them, two references computed from the durations: greedy scheduling with instant
+notice of each job's end, in plan order and longest-first (LPT).
 
 Durations are drawn uniformly from 2-20 s and every time is scaled down by ``--scale``
 (default 10: jobs of 0.2-2 s, A polls every 12 s), so the whole run takes about a minute.
-Every client meets the same durations: the k-th job submitted runs ``durations[k]``.
 Client A would need 60 polling periods of wall time, so it talks to a simulator on a
 virtual clock that its sleeps advance (the service is the same code, only time is
 simulated); the runner and client B run in real time.
@@ -21,7 +30,10 @@ simulated); the runner and client B run in real time.
 from __future__ import annotations
 
 import argparse
+import heapq
 import random
+import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -72,14 +84,43 @@ def simulator(durations: list[float], clock=time.time) -> Simulator:
     return Simulator(SimConfig(seed=7, scale="small", job_seconds=seconds, clock=clock))
 
 
+def by_step(sim: Simulator, durations: list[float]) -> None:
+    """From now on, the job of body i (told apart by its start time, see ``bodies``) runs
+    durations[i], whenever it is submitted."""
+    book = sim.jobs
+    submit = book.submit
+
+    def submit_by_step(op, values, client_id):
+        job = submit(op, values, client_id)
+        minute, second = re.search(r"T00:(\d\d):(\d\d)", str(values)).groups()
+        job.ends = job.submitted + durations[int(minute) * 60 + int(second)]
+        return job
+
+    book.submit = submit_by_step
+
+
+def greedy(durations: list[float]) -> float:
+    """Makespan of list scheduling on the slots, in this order, noticing each end at once."""
+    free = [0.0] * SLOTS
+    for seconds in durations:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free)
+
+
 def bodies(jobs: int) -> list[dict]:
     """One link export per job, told apart by its start time."""
     return [{"link_type": "anyone", "start_time": f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}"}
             for i in range(jobs)]
 
 
-def run_runner(durations: list[float], scale: float, workdir: Path) -> float:
+def run_runner(durations: list[float], scale: float, workdir: Path, *, steps: bool = False,
+               again: bool = False) -> float:
+    """The runner's makespan; ``again``: on the state (and history) of the last run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir / "reports", ignore_errors=True)
     with simulator(durations) as sim:
+        if steps:
+            by_step(sim, durations)
         document = {
             "version": 1, "name": "slots benchmark",
             "connection": {"base_url": sim.base_url, "identity_url": sim.identity_url,
@@ -100,7 +141,7 @@ def run_runner(durations: list[float], scale: float, workdir: Path) -> float:
         default = PollPolicy()
         poll = PollPolicy(floor=default.floor / scale, ceiling=default.ceiling / scale,
                           fraction=default.fraction)
-        result = run_plan(playbook, plan, RunOptions(poll=poll))
+        result = run_plan(playbook, plan, RunOptions(poll=poll, fresh=again))
         finished = time.time()
         assert result.exit_code == 0, [o.error for o in result.failed]
         first_submit = min(e.time for e in sim.log.entries if e.operation == "link_export")
@@ -150,23 +191,45 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=60)
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--only", choices=("order", "step"), help="run one variant only")
     args = parser.parse_args()
     durations = durations_for(args.jobs, args.scale, args.seed)
     bound = max(sum(durations) / SLOTS, max(durations))
-    rows = []
+    plan_order = greedy(durations)
+    longest_first = greedy(sorted(durations, reverse=True))
+    by_order, by_steps = [], []
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
-        rows.append(("runner", run_runner(durations, args.scale, workdir), "real"))
-        rows.append(("naive A: one at a time, polls every 2 min",
-                     naive_one_at_a_time(durations, args.scale, workdir), "virtual"))
-        rows.append(("naive B: batches of five, wait for the slowest",
-                     naive_batches_of_five(durations, args.scale, workdir), "real"))
+        if args.only != "step":
+            by_order.append(("runner", run_runner(durations, args.scale, workdir / "order"),
+                             "real"))
+            by_order.append(("naive A: one at a time, polls every 2 min",
+                             naive_one_at_a_time(durations, args.scale, workdir), "virtual"))
+            by_order.append(("naive B: batches of five, wait for the slowest",
+                             naive_batches_of_five(durations, args.scale, workdir), "real"))
+    with tempfile.TemporaryDirectory() as temp:
+        workdir = Path(temp)
+        if args.only != "order":
+            by_steps.append(("runner, no history (first run)",
+                            run_runner(durations, args.scale, workdir / "step", steps=True),
+                            "real"))
+            by_steps.append(("runner with history (run again, --fresh)",
+                            run_runner(durations, args.scale, workdir / "step", steps=True,
+                                       again=True), "real"))
     print(f"{args.jobs} export jobs, durations 2-20 s scaled down {args.scale:g}x "
           f"(sum {sum(durations):.1f} s, longest {max(durations):.2f} s)")
     print(f"lower bound max(sum/5, longest) = {bound:.2f} s\n")
+    references = [("greedy, instant notice, plan order", plan_order, "computed"),
+                  ("greedy, instant notice, longest first (LPT)", longest_first, "computed"),
+                  ("lower bound", bound, "computed")]
     print(f"{'client':<48} {'makespan':>10} {'vs bound':>9}  clock")
-    for name, makespan, clock in rows:
-        print(f"{name:<48} {makespan:>9.2f}s {makespan / bound:>8.2f}x  {clock}")
+    for title, rows in (("durations by submit order", by_order),
+                        ("durations by Step, history in the state", by_steps)):
+        if not rows:
+            continue
+        print(f"-- {title}")
+        for name, makespan, clock in [*rows, *references]:
+            print(f"{name:<48} {makespan:>9.2f}s {makespan / bound:>8.2f}x  {clock}")
 
 
 if __name__ == "__main__":

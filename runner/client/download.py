@@ -3,7 +3,8 @@
 A download is written to a hidden temporary file beside its destination, resumed from the
 bytes already written when the connection drops (``Range: bytes=N-``; a 206 must say it
 starts at N, a 200 means the server ignored the range and we start again), checked to be a
-whole .zip, and only then renamed onto its final name, so a reader never sees half a file.
+whole .zip (its sha256 and CRCs computed while it streams, ``streamcheck``), and only then
+renamed onto its final name, so a reader never sees half a file.
 
 The server's ``Content-Disposition`` file name is a hint: reduced to one safe base name
 (never a path) and used only when the caller gave a folder rather than a file name.
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import email.message
 import email.utils
-import hashlib
 import http.client
 import logging
 import os
 import re
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import urllib3
 from runner import crashpoint
 from runner.errors import DownloadError
 
+from .streamcheck import StreamCheck
 from .transport import Transport, check_status
 
 log = logging.getLogger("runner.client.download")
@@ -83,9 +83,11 @@ def download(
     folder.mkdir(parents=True, exist_ok=True)
     temp = Path(partial) if partial is not None else folder / f".{uuid.uuid4().hex}.part"
     finished = False
+    check = StreamCheck()
     try:
         hint, size, digest, resumes = _fetch_verified(
-            transport, url, temp, params, operation, chunk_size, max_resumes, require_zip
+            transport, url, temp, params, operation, chunk_size, max_resumes, require_zip,
+            check,
         )
         target = (
             dest
@@ -100,6 +102,7 @@ def download(
         crashpoint.hit("download-renamed")
         finished = True
     finally:
+        check.close()
         if partial is None and not finished:
             temp.unlink(missing_ok=True)
     log.info("%s: %d bytes written to %s (%d resumes)", operation, size, target, resumes)
@@ -107,18 +110,18 @@ def download(
 
 
 def _fetch_verified(transport, url, temp, params, operation, chunk_size, max_resumes,
-                    require_zip):
+                    require_zip, check):
     """Fetch into ``temp`` and check it is a whole .zip.  A file that fails the check after
     going on from bytes already there (an earlier run's, or a resumed transfer) is thrown
     away and fetched once more from its first byte; a fresh whole fetch that fails is an
     error (the Step's retries decide what next), so a bad file is never fetched forever."""
     for attempt in range(2):
         hint, size, digest, resumes, spliced = _fetch(
-            transport, url, temp, params, operation, chunk_size, max_resumes
+            transport, url, temp, params, operation, chunk_size, max_resumes, check
         )
         try:
             if require_zip:
-                _verify_zip(temp, operation)
+                check.verify_zip(temp, operation)
         except DownloadError:
             temp.unlink(missing_ok=True)  # never resume from a corrupt file
             if attempt or not spliced:
@@ -146,10 +149,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
+def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, hasher):
+    """``hasher`` (a ``StreamCheck``) takes every byte of the file, from byte 0."""
     written, resumes, hint, total = 0, 0, None, None
     spliced = False  # the file holds bytes from before this call's latest fresh start
-    hasher = hashlib.sha256()
+    hasher.reset()
     with open(temp, "a+b") as handle:
         handle.seek(0)  # bytes an earlier run already fetched: hash them and go on from there
         while block := handle.read(chunk_size):
@@ -189,7 +193,8 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                          "starting again", operation, written, whole)
                 handle.seek(0)
                 handle.truncate()
-                hasher, written, spliced = hashlib.sha256(), 0, False
+                hasher.reset()
+                written, spliced = 0, False
                 resumes += 1
                 if resumes > max_resumes:
                     raise DownloadError(f"{operation}: the server kept refusing the range",
@@ -201,7 +206,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes):
                     log.info("%s: the server ignored the range; starting again", operation)
                     handle.seek(0)
                     handle.truncate()
-                    hasher = hashlib.sha256()
+                    hasher.reset()
                     written, spliced = 0, False
                 if hint is None:
                     hint = content_disposition_name(response.headers.get("Content-Disposition"))
@@ -283,25 +288,6 @@ def _where(response: requests.Response, written: int, total: int | None, operati
             f"{operation}: unexpected status {response.status_code}", operation=operation
         )
     return 0, int(length) if length and length.isdigit() else None
-
-
-def _verify_zip(path: Path, operation: str) -> None:
-    if not zipfile.is_zipfile(path):
-        raise DownloadError(
-            f"{operation}: the downloaded file is not a whole .zip", operation=operation
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DownloadError(
-            f"{operation}: the downloaded .zip is corrupt ({exc})", operation=operation
-        ) from exc
-    if broken is not None:
-        raise DownloadError(
-            f"{operation}: the downloaded .zip is corrupt ({broken!r} fails its CRC)",
-            operation=operation,
-        )
 
 
 def content_disposition_name(value: str | None) -> str | None:

@@ -66,11 +66,14 @@ class Checkpoint:
 # ------------------------------------------------------------------------------ paths
 
 
-def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Path:
+def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLike[str],
+                   *, real_base: str | None = None) -> Path:
     """The absolute path of ``relative`` inside ``output_dir``; ``UserError`` if it would leave.
 
     Backslashes count as separators (a playbook written on Windows means folders).  Symlinks
-    inside the folder are followed only as far as they stay inside it.
+    inside the folder are followed only as far as they stay inside it.  ``real_base`` is
+    ``os.path.realpath(output_dir)`` when the caller knows it (a resume asks thousands of
+    times for the same folder).
     """
     text = os.fspath(relative)
     parts = _relative_parts(text)
@@ -79,7 +82,7 @@ def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLi
                         "folder (no leading /, drive letter or '..')")
     # os.path on strings: a resume checks thousands of paths, and pathlib's resolve()
     # costs several times as much for the same lstat calls.
-    base = os.path.realpath(output_dir)
+    base = real_base if real_base is not None else os.path.realpath(output_dir)
     candidate = os.path.join(base, *parts)
     real = os.path.realpath(candidate)
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):

@@ -17,6 +17,12 @@ It owns concurrency, and nothing else does:
   logarithmically with its duration until the ceiling (a geometric series): a 20-second
   job is asked about ~40 times, an hour-long one a few hundred times, never more often
   than twice a second.
+* **History** (``StateStore.durations``): how long each Step's job ran in an earlier run.
+  The queue is ordered longest-known-first (LPT: jobs of unknown length first, in plan
+  order, since any of them may be long), so the last jobs to start are short ones and the
+  slots end together.  A job whose length is known is also polled at its expected end
+  (``PollPolicy.delay(age, expected)``), and closely for a floor's time after it, instead of
+  a floor or ``fraction`` of its age late; past that the age rule takes over again.
 * **Downloads and paged queries** run on a small pool of worker threads beside the slots.
 
 Everything the scheduler learns is committed to the state store before it acts on it
@@ -26,13 +32,15 @@ submitted jobs are polled again rather than submitted again, paged queries go on
 their last committed token.
 
 The service is reached through a ``JobApi`` (submit, status, download, pages); the clock
-and sleep are injected so the policy can be tested without waiting.
+and sleep are injected so the policy can be tested without waiting (with ``sleep`` given,
+the scheduler sleeps through it until the next poll instead of waiting on its workers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import queue
 import signal
 import threading
@@ -82,8 +90,28 @@ class PollPolicy:
     fraction: float = 0.03
     max_job_seconds: float = 12 * 3600  # then the Step fails; the job may still finish
 
-    def delay(self, age: float) -> float:
-        return max(self.floor, min(self.ceiling, self.fraction * age))
+    close_polls: int = 4  # polls in the floor's time after an expected end
+
+    def delay(self, age: float, expected: float | None = None) -> float:
+        """Seconds to the next poll; ``expected`` is the job's length from history.
+
+        Never later than the age rule; with a known length, one poll lands on the expected
+        end and ``close_polls`` follow within the next floor (history is only as precise
+        as the polls that measured it), so a job that lasts as long as last time is
+        noticed a fraction of a floor late at most, for a handful of extra requests.
+        """
+        usual = max(self.floor, min(self.ceiling, self.fraction * age))
+        if expected is None:
+            return usual
+        early = expected - age
+        if early > 0:
+            if early <= usual:
+                return early
+            # Split a gap just too long for one usual step: no poll a hair before the end.
+            return early / 2 if early < usual + self.floor else usual
+        if -early < self.floor:
+            return self.floor / max(1, self.close_polls)
+        return usual
 
 
 class Stop:
@@ -171,6 +199,8 @@ class _Job:
     reattached: bool = False  # found submitted by an earlier run
     odd_answers: int = 0  # status codes that are not a job's (0, or unknown ones)
     span: JobSpan | None = None  # the run report's record of the slot it holds
+    expected: float | None = None  # its Step's job length in an earlier run (seconds)
+    running_at: float = 0.0  # the age at which a poll last saw it still running
 
 
 Event = tuple[str, Any]  # (kind, payload) for progress displays
@@ -193,6 +223,7 @@ class Scheduler:
         max_poll_errors: int = 20,
         checkpoint_seconds: float = 2.0,
         stop: Stop | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.api = api
         self.checkpoint_seconds = checkpoint_seconds
@@ -202,10 +233,14 @@ class Scheduler:
         self.poll = poll or PollPolicy()
         self.clock = clock
         self.wall = wall
+        self.sleep = sleep  # None: wait on the workers' queue (a test's virtual clock: its sleep)
         self.on_event = on_event or (lambda event: None)
         self.max_poll_errors = max_poll_errors
         self.outcomes: dict[str, Outcome] = {}
         self._exports: deque[Any] = deque()
+        self._expected: dict[str, float] = {}  # Step id -> its job's length from history
+        self._lengths: dict[str, float] = {}  # measured this run, not yet in the store
+        self._real_output: str | None = None
         self._jobs: dict[str, _Job] = {}
         self._done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._outstanding = 0  # downloads and queries handed to workers, not yet reported
@@ -250,7 +285,16 @@ class Scheduler:
             self._stop.set()
             for _ in self._threads:
                 self._work.put(None)
+            self._save_lengths()
         return self.outcomes
+
+    def _save_lengths(self) -> None:
+        """History is advice for later runs, so it is written once, as the run ends (a
+        commit per job would delay the next submit); a crash loses only this run's."""
+        lengths, self._lengths = self._lengths, {}
+        if lengths:
+            with contextlib.suppress(RunnerError):
+                self.store.record_durations(lengths)
 
     def _check_interrupt(self) -> None:
         if self.stop.is_set():
@@ -269,6 +313,16 @@ class Scheduler:
             if state is None:
                 raise RunnerError(f"Step {step.id} was not registered in the state store")
             self._resume(step, state, outcome, now)
+        self._order_queue(step for step in fresh if step.kind == "export")
+
+    def _order_queue(self, exports: Iterator[Any]) -> None:
+        """Longest known job first (LPT); unknown lengths first of all, in plan order."""
+        self._expected.update(self.store.durations(step.id for step in exports))
+        if not self._expected or len(self._exports) < 2:
+            return
+        expected = self._expected
+        self._exports = deque(sorted(  # stable: equal keys keep the plan's order
+            self._exports, key=lambda step: -expected.get(step.id, float("inf"))))
 
     # ------------------------------------------------------------------ resumption
 
@@ -310,7 +364,9 @@ class Scheduler:
             self._dispatch(step, self._query, state)
 
     def _target(self, step: Any) -> Path:
-        return outputs.resolve_output(self.output_dir, step.output)
+        if self._real_output is None:  # once: the folder does not move during a run
+            self._real_output = os.path.realpath(self.output_dir)
+        return outputs.resolve_output(self.output_dir, step.output, real_base=self._real_output)
 
     # ------------------------------------------------------------------ the loop
 
@@ -363,7 +419,9 @@ class Scheduler:
             outcome.job_id = job_id
             span = JobSpan(job_id, sent)
             outcome.jobs.append(span)
-            self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0), span=span)
+            expected = self._expected.get(step.id)
+            self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0, expected),
+                                       expected=expected, span=span)
             self._emit("submitted", step)
             now = self.clock()
 
@@ -373,11 +431,14 @@ class Scheduler:
         if self._exports and len(self._jobs) < self.max_slots:
             deadlines.append(self._busy_until)
         timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
-        try:
-            result = self._done.get(timeout=timeout)
-        except queue.Empty:
-            return
-        self._handle(result)
+        if self.sleep is not None and timeout is not None:
+            self.sleep(timeout)  # time moves only by this sleep; then take what is ready
+        else:
+            try:
+                result = self._done.get(timeout=timeout)
+            except queue.Empty:
+                return
+            self._handle(result)
         while True:  # drain whatever else is ready without waiting
             try:
                 self._handle(self._done.get_nowait())
@@ -402,18 +463,25 @@ class Scheduler:
                     self._release(step_id, "abandoned")
                     self._fail(job.step, error)
                 else:
-                    job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
+                    job.next_poll = now + self.poll.delay(now - job.submitted, job.expected)
                 continue
             if status not in catalog.TERMINAL_STATUSES:
                 problem = self._still_running_problem(job, status, now)
                 if problem is None:
-                    job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
+                    job.running_at = now - job.submitted
+                    job.next_poll = now + self.poll.delay(now - job.submitted, job.expected)
                 else:
                     self._release(step_id, "abandoned")
                     self._fail(job.step, RunnerError(problem))
                 continue
             self._release(step_id, catalog.EXPORT_STATUS.member(status).name)  # slot is free
             self._emit("job_finished", job.step)
+            if status in catalog.DOWNLOADABLE_STATUSES and not job.reattached:
+                # It ended between the last two polls: the middle is the best estimate.
+                self._lengths[step_id] = (job.running_at + now - job.submitted) / 2
+            # The next job first: the slot's time is the tenant's scarcest resource, and a
+            # crash before the download is committed only re-attaches the ended job.
+            self._submit_ready()
             self._job_ended(job, status)
             now = self.clock()
 

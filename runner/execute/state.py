@@ -35,6 +35,9 @@ truncates the partial file to the committed size and asks for the committed toke
 record is lost or written twice.  A committed token of None after the first page means the
 last page is in: the resume only has to finish the file.
 
+History: ``durations`` keeps how long each Step's export job last ran (the scheduler's
+queue order and polls read it); ``clear_steps`` and requeues leave it alone.
+
 Threads: the store holds ONE connection guarded by a lock; every method takes the lock for
 its whole transaction, so the scheduler's threads may share one ``StateStore``.  SQLite
 serialises writers anyway, and these transactions are a single statement or one batch.
@@ -65,7 +68,7 @@ from runner.secret import Secret
 
 DB_NAME = "state.db"
 LOCK_NAME = "lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StepStatus(StrEnum):
@@ -175,6 +178,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             finished_at REAL,
             updated_at REAL NOT NULL) WITHOUT ROWID""",
         "CREATE INDEX steps_status ON steps(status)",
+    ),
+    (
+        # How long each Step's export job last ran (history for the scheduler's queue
+        # order and polls).  Its own table: --fresh and requeues forget a Step's state,
+        # not how long its job takes.
+        """CREATE TABLE durations (
+            step_id TEXT PRIMARY KEY NOT NULL,
+            seconds REAL NOT NULL,
+            updated_at REAL NOT NULL) WITHOUT ROWID""",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -443,7 +455,11 @@ class StateStore:
         unless its output format changed, in which case it starts over.
         """
         now = self._clock()
-        rows = [_step_row(step, run_id, now) for step in steps]
+        steps = list(steps)
+        # A known Step keeps its stored request (the upsert below never changes it): skip
+        # encoding it again, the most of a re-run's cost here (capped lists of e-mails).
+        known = self._known_ids(str(step.id) for step in steps)
+        rows = [_step_row(step, run_id, now, encode=str(step.id) not in known) for step in steps]
         with self._tx() as conn:
             conn.executemany(
                 "UPDATE steps SET status = 'pending', job_id = NULL, page_token = NULL, "
@@ -458,6 +474,15 @@ class StateStore:
                 "task_index = excluded.task_index, task_name = excluded.task_name, "
                 "format = excluded.format, updated_at = excluded.updated_at",
                 rows)
+
+    def _known_ids(self, step_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(step_ids))
+        known: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            sql = f"SELECT id FROM steps WHERE id IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+            known.update(row[0] for row in self._read(sql, chunk))
+        return known
 
     def steps(self, run_id: int | None = None) -> dict[str, StepState]:
         """Every Step the store knows (or only those touched by ``run_id``), in one query."""
@@ -518,6 +543,29 @@ class StateStore:
             return conn.execute(
                 "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE playbook = ?)",
                 (os.fspath(playbook),)).rowcount
+
+    # ------------------------------------------------------------ job durations (history)
+
+    def durations(self, step_ids: Iterable[str]) -> dict[str, float]:
+        """How many seconds the last finished job of each of these Steps ran (those known)."""
+        ids = list(dict.fromkeys(step_ids))
+        found: dict[str, float] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT step_id, seconds FROM durations WHERE step_id IN ({marks})"  # noqa: S608
+            found.update(self._read(sql, chunk))
+        return found
+
+    def record_durations(self, seconds: Mapping[str, float]) -> None:
+        """How long these Steps' export jobs ran, in one transaction: for the next runs."""
+        if any(not value >= 0 for value in seconds.values()):
+            raise ValueError(f"durations are numbers of seconds >= 0: {dict(seconds)!r}")
+        now = self._clock()
+        with self._tx() as conn:
+            conn.executemany("INSERT OR REPLACE INTO durations (step_id, seconds, updated_at) "
+                             "VALUES (?, ?, ?)",
+                             [(step_id, float(value), now) for step_id, value in seconds.items()])
 
     # ------------------------------------------------------------------ transitions
 
@@ -615,13 +663,15 @@ def _connect(database: str, uri: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _step_row(step: Any, run_id: int, now: float) -> tuple[Any, ...]:
+def _step_row(step: Any, run_id: int, now: float, encode: bool = True) -> tuple[Any, ...]:
+    """``encode=False``: the Step is stored already and keeps its request ("" in its place)."""
     operation = getattr(step.operation, "name", step.operation)
     output = getattr(step, "output", None)
+    request = request_json(getattr(step, "request", {})) if encode else ""
     return (
         str(step.id), run_id, int(step.task_index), str(getattr(step, "task_name", "") or ""),
         str(operation), str(step.kind), None if output is None else os.fspath(output),
-        getattr(step, "format", None), request_json(getattr(step, "request", {})), now,
+        getattr(step, "format", None), request, now,
     )
 
 
