@@ -24,7 +24,8 @@ from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
-from runner.execute.state import RunStatus, StateStore, default_state_dir
+from runner.execute.state import RunStatus, StateStore
+from runner.execute.state.location import TenantState, for_tenant
 from runner.layout import REPORT_NAME
 
 
@@ -35,7 +36,10 @@ class RunOptions:
     skip_tags: frozenset[str] = frozenset()
     check: bool = False
     fresh: bool = False
-    state_dir: Path | None = None
+    state_dir: Path | None = None  # the folder given (kept for callers; see ``state``)
+    state: str | None = None  # a folder or a postgresql:// URL (state.location.choose)
+    tenant_state: TenantState | None = None  # set per tenant by runner.execute.tenants
+    state_namespace: str | None = None  # in a PostgreSQL state (one-shot commands' own)
     junit: Path | None = None
     workers: int = 4
     poll: PollPolicy | None = None
@@ -212,7 +216,9 @@ def run_plan(
     from runner.report import write_junit, write_run_report
 
     output_dir = Path(plan.output_dir)
-    state_dir = options.state_dir or default_state_dir(plan.playbook)
+    where = options.tenant_state or for_tenant(options.state or options.state_dir,
+                                               plan.playbook, None, options.state_namespace)
+    state_dir = where.local_dir  # the compiled-task memo: a per-machine cache
     started = time.time()
     run_key = uuid.uuid4().hex[:12]
     steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
@@ -222,7 +228,7 @@ def run_plan(
     interrupted = False
 
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(StateStore.open(state_dir))
+        store = stack.enter_context(StateStore.open(where.location, namespace=where.namespace))
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))

@@ -16,14 +16,18 @@ from runner.errors import UserError
 from runner.execute import outputs
 from runner.execute.registry import read_records
 from runner.execute.state import StateStore, StepState
+from runner.execute.state.location import TenantState
 
 
-def pending_steps(playbook: Any, plan: Any, state_dir: Path, run_facts: Any = None) -> int:
-    """How many Steps (and tasks not yet compilable) of ``plan`` a run would still do."""
+def pending_steps(playbook: Any, plan: Any, state: Path | TenantState,
+                  run_facts: Any = None) -> int:
+    """How many Steps (and tasks not yet compilable) of ``plan`` a run would still do.
+    ``state``: the tenant's state (or a state folder)."""
     from runner.plan import compile_task
 
+    where = state if isinstance(state, TenantState) else TenantState(str(state), "", state)
     try:
-        with StateStore.open(state_dir, readonly=True) as store:
+        with StateStore.open(where.location, readonly=True, namespace=where.namespace) as store:
             states = store.steps()
     except UserError:  # no state yet: everything is to do
         return len(plan.steps) + len(plan.deferred)
