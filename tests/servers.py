@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 AZURITE = REPO / ".ci" / "node" / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's well-known development account (published by Microsoft; not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")
 
 
 def free_port() -> int:
@@ -144,18 +145,18 @@ class Bucket:
     env: dict[str, str]
 
     def fs(self):
-        from runner.execute.remote import filesystem
+        """An fsspec filesystem on the emulator, for the test to look with."""
+        if self.url.startswith("az://"):
+            from adlfs import AzureBlobFileSystem
 
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            return filesystem(self.url)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            return AzureBlobFileSystem(
+                connection_string=self.env["AZURE_STORAGE_CONNECTION_STRING"])
+        from s3fs import S3FileSystem
+
+        return S3FileSystem(key=self.env["AWS_ACCESS_KEY_ID"],
+                            secret=self.env["AWS_SECRET_ACCESS_KEY"],
+                            client_kwargs={"endpoint_url": self.env["AWS_ENDPOINT_URL"],
+                                           "region_name": "us-east-1"})
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from runner import catalog
 from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
+from runner.execute.remote import local_output_dir, remote_for
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore
 from runner.execute.state.location import TenantState, for_tenant
@@ -215,7 +216,8 @@ def run_plan(
     from runner.plan import compile_task
     from runner.report import write_junit, write_run_report
 
-    output_dir = Path(plan.output_dir)
+    remote = remote_for(plan)  # output_dir in object storage: made locally, then uploaded
+    output_dir = local_output_dir(plan)
     where = options.tenant_state or for_tenant(options.state or options.state_dir,
                                                plan.playbook, None, options.state_namespace)
     state_dir = where.local_dir  # the compiled-task memo: a per-machine cache
@@ -227,6 +229,8 @@ def run_plan(
     known = list(plan.steps)  # every Step planned so far: a deferred task may not collide
     interrupted = False
 
+    if remote is not None:
+        remote.check()  # no credentials, no container: exit 2 before any job
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(StateStore.open(where.location, namespace=where.namespace))
         client = LazyConnection(stack, functools.partial(
@@ -237,7 +241,8 @@ def run_plan(
         run_id = store.begin_run(plan.playbook, plan.fingerprint)
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
-                              poll=options.poll, on_event=on_event, stop=options.stop)
+                              poll=options.poll, on_event=on_event, stop=options.stop,
+                              remote=remote)
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:
@@ -269,7 +274,9 @@ def run_plan(
                                     list(scheduler.outcomes.values()), [], started,
                                     time.time(), error=str(error))
                 if options.write_report:
-                    write_run_report(options.report_path or output_dir / REPORT_NAME, stopped)
+                    written = write_run_report(options.report_path or output_dir / REPORT_NAME,
+                                               stopped)
+                    _publish_report(remote, written, options)
                     if options.junit:
                         write_junit(options.junit, stopped)
                 raise
@@ -287,9 +294,16 @@ def run_plan(
         return result
     result.report_path = write_run_report(options.report_path or output_dir / REPORT_NAME,
                                           result)
+    _publish_report(remote, result.report_path, options)
     if options.junit:
         write_junit(options.junit, result)
     return result
+
+
+def _publish_report(remote: Any, path: Path | None, options: RunOptions) -> None:
+    """The run report goes beside the files, in the bucket too (unless --report moved it)."""
+    if remote is not None and path is not None and options.report_path is None:
+        remote.upload(path, REPORT_NAME)
 
 
 def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> str:

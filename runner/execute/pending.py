@@ -15,6 +15,7 @@ from typing import Any
 from runner.errors import UserError
 from runner.execute import outputs
 from runner.execute.registry import read_records
+from runner.execute.remote import local_output_dir, remote_for
 from runner.execute.state import StateStore, StepState
 from runner.execute.state.location import TenantState
 
@@ -31,9 +32,14 @@ def pending_steps(playbook: Any, plan: Any, state: Path | TenantState,
             states = store.steps()
     except UserError:  # no state yet: everything is to do
         return len(plan.steps) + len(plan.deferred)
-    output_dir = Path(plan.output_dir)
+    output_dir = local_output_dir(plan)
+    remote = remote_for(plan)
+    if remote is not None:  # done means: the blob is there with the committed etag
+        states = {key: state for key, state in states.items()
+                  if state.status != "succeeded" or
+                  remote.matches(state.output or "", state.bytes, state.etag)}
     steps = list(plan.steps)
-    todo = sum(1 for step in steps if not _done(step, states, output_dir))
+    todo = sum(1 for step in steps if not _done(step, states, output_dir, remote is None))
     waiting = list(plan.deferred)
     registered: dict[str, Any] = {}
     progress = True
@@ -48,15 +54,19 @@ def pending_steps(playbook: Any, plan: Any, state: Path | TenantState,
             new = compile_task(playbook, task.task_index, registered=registered,
                                run_facts=run_facts, existing=steps)
             steps.extend(new)
-            todo += sum(1 for step in new if not _done(step, states, output_dir))
+            todo += sum(1 for step in new if not _done(step, states, output_dir,
+                                                       remote is None))
             progress = True
     return todo + len(waiting)
 
 
-def _done(step: Any, states: Mapping[str, StepState], output_dir: Path) -> bool:
+def _done(step: Any, states: Mapping[str, StepState], output_dir: Path,
+          local: bool = True) -> bool:
     state = states.get(step.id)
     if state is None or state.status != "succeeded":
         return False
+    if not local:  # checked against its blob above
+        return True
     try:
         target = outputs.resolve_output(output_dir, step.output)
     except Exception:  # noqa: BLE001 - an unsafe path is simply not done

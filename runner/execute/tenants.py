@@ -25,6 +25,7 @@ from typing import Any
 
 from runner.errors import Interrupted, RunnerError
 from runner.execute.engine import REPORT_NAME, RunOptions, RunResult, run_plan
+from runner.execute.remote import RemoteOutputs, local_output_dir, url_for_staging
 from runner.execute.scheduler import Stop
 from runner.execute.state.location import TenantState, for_tenant
 
@@ -118,6 +119,9 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
     report = combined_report(runs, started, time.time())
     folder = report_folder(runs)
     path = write_report(options.report_path or folder / REPORT_NAME, report).path
+    url = url_for_staging(runs[0].plan.playbook, folder)
+    if url is not None and options.report_path is None:  # beside the files, in the bucket
+        RemoteOutputs(url, folder).upload(path, REPORT_NAME)
     if options.junit:
         write_junit(options.junit, report)
     if stop.is_set():
@@ -126,8 +130,9 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
 
 
 def report_folder(runs: Sequence[TenantRun]) -> Path:
-    """Where the combined report goes: the folder every tenant's output_dir lies in."""
-    return Path(os.path.commonpath([str(run.plan.output_dir) for run in runs]))
+    """Where the combined report goes: the folder every tenant's output_dir lies in (their
+    staging folders' when the outputs are in object storage)."""
+    return Path(os.path.commonpath([str(local_output_dir(run.plan)) for run in runs]))
 
 
 def combined_report(runs: Sequence[TenantRun], started: float, finished: float
@@ -147,7 +152,7 @@ def combined_report(runs: Sequence[TenantRun], started: float, finished: float
             steps.append(_stopped(name, str(run.error)))
             continue
         own = report_from_result(run.result)
-        prefix = os.path.relpath(run.plan.output_dir, folder)
+        prefix = os.path.relpath(local_output_dir(run.plan), folder)
         for step in own["steps"]:
             if step["output"] is not None and prefix != ".":
                 step["output"] = f"{Path(prefix).as_posix()}/{step['output']}"
