@@ -242,7 +242,7 @@ def run_plan(
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
                               poll=options.poll, on_event=on_event, stop=options.stop,
-                              remote=remote, tenant_key=slot_tenant(plan.connection))
+                              remote=remote)
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:
@@ -298,20 +298,6 @@ def run_plan(
     if options.junit:
         write_junit(options.junit, result)
     return result
-
-
-def slot_tenant(connection: Any) -> str:
-    """The key of the tenant whose export slots a job takes, the same for every playbook,
-    runner and one-shot command that reaches it: its service URL (or region) and app."""
-    import hashlib
-    import json
-
-    values = dict(connection) if isinstance(connection, Mapping) else {}
-    if values.get("simulator"):  # the embedded simulator is this run's own tenant
-        return f"embedded-{uuid.uuid4().hex}"
-    key = json.dumps([values.get("base_url") or values.get("region"),
-                      values.get("client_id")], default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _publish_report(remote: Any, path: Path | None, options: RunOptions) -> None:

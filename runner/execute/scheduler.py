@@ -180,7 +180,6 @@ class Scheduler:
         checkpoint_seconds: float = 2.0,
         stop: Stop | None = None,
         remote: Any = None,
-        tenant_key: str = "",
     ) -> None:
         self.api = api
         self.checkpoint_seconds = checkpoint_seconds
@@ -212,12 +211,6 @@ class Scheduler:
         # output_dir (then a local staging folder) is uploaded before its Step succeeds.
         self.remote = remote
         self._etags: dict[str, str] = {}
-        # A shared state (PostgreSQL): Steps another live runner has claimed are watched
-        # until they end (or their runner dies and this one takes them over), and each
-        # export job holds one of the tenant's slots leased in the database.
-        self.tenant_key = tenant_key
-        self._foreign: dict[str, Any] = {}
-        self._foreign_due = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -296,14 +289,8 @@ class Scheduler:
         if state.status == S.FAILED:
             state = self.store.requeue(step.id, reset_attempts=True)
             outcome.attempts = 0
-        lazy = step.kind == "export" and state.status == S.PENDING  # claimed at its submit
-        if not lazy and not self.store.claim(step.id):
-            self._foreign[step.id] = step  # another live runner is on it
-            return
         if step.kind == "export":
             if state.status in (S.SUBMITTED, S.DOWNLOADING) and state.job_id is not None:
-                # Its job holds a slot: the same lease, taken over from a dead runner.
-                self.store.acquire_slot(self.tenant_key, step.id, self.max_slots)
                 # Re-attach: the job is (or was) on the service; poll it, never resubmit.
                 self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True)
                 self._emit("reattached", step)
@@ -323,9 +310,8 @@ class Scheduler:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        while self._exports or self._jobs or self._outstanding or self._foreign:
+        while self._exports or self._jobs or self._outstanding:
             self._check_interrupt()
-            self._check_foreign()
             self._submit_ready()
             self._wait()
             self._check_interrupt()
@@ -337,21 +323,6 @@ class Scheduler:
             self._check_interrupt()
             step = self._exports.popleft()
             outcome = self.outcomes[step.id]
-            if self.store.shared:
-                if not self.store.claim(step.id):
-                    self._foreign[step.id] = step
-                    continue
-                current = self.store.step(step.id)
-                if current.status not in (S.PENDING, S.SUBMITTING):  # done meanwhile
-                    self._resume(step, current, outcome, now)
-                    continue
-                if not self.store.acquire_slot(self.tenant_key, step.id, self.max_slots):
-                    # Every slot of the tenant is leased (other runners, other playbooks,
-                    # one-shot commands): wait our turn, asking the database again soon.
-                    self._exports.appendleft(step)
-                    self._busy_until = now + 1.0
-                    self._emit("slots_busy", step)
-                    return
             state = self.store.submitting(step.id)
             outcome.attempts = state.attempts
             outcome.started = outcome.started or self.wall()
@@ -359,7 +330,6 @@ class Scheduler:
                 job_id = self.api.submit(step)
             except SlotsBusy:
                 # Another client holds slots on this tenant: not a failure, wait our turn.
-                self.store.release_slot(self.tenant_key, step.id)
                 self.store.requeue(step.id, "the service's five export slots were busy")
                 self._exports.appendleft(step)
                 self._busy_backoff = min(30.0, max(1.0, self._busy_backoff * 2))
@@ -367,7 +337,6 @@ class Scheduler:
                 self._emit("slots_busy", step)
                 return
             except RunnerError as error:
-                self.store.release_slot(self.tenant_key, step.id)  # no job we know holds it
                 if not _maybe_created(error):
                     if isinstance(error, UnreachableError):  # never sent: nothing to fear
                         self.store.requeue(step.id, str(error))
@@ -390,8 +359,6 @@ class Scheduler:
     def _wait(self) -> None:
         """Sleep until the next poll is due, handling worker results as they arrive."""
         deadlines = [job.next_poll for job in self._jobs.values()]
-        if self._foreign:
-            deadlines.append(self._foreign_due)
         if self._exports and len(self._jobs) < self.max_slots:
             deadlines.append(self._busy_until)
         timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
@@ -418,10 +385,10 @@ class Scheduler:
                 if _fatal(error):
                     raise
                 if _job_unknown(error):
-                    self._drop_job(step_id)
+                    del self._jobs[step_id]
                     self._job_unknown(job)
                 elif not error.transient or job.poll_errors > self.max_poll_errors:
-                    self._drop_job(step_id)
+                    del self._jobs[step_id]
                     self._fail(job.step, error)
                 else:
                     job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
@@ -431,43 +398,13 @@ class Scheduler:
                 if problem is None:
                     job.next_poll = self.clock() + self.poll.delay(now - job.submitted)
                 else:
-                    self._drop_job(step_id)
+                    del self._jobs[step_id]
                     self._fail(job.step, RunnerError(problem))
                 continue
-            self._drop_job(step_id)  # the slot is free from this moment
+            del self._jobs[step_id]  # the slot is free from this moment
             self._emit("job_finished", job.step)
             self._job_ended(job, status)
             now = self.clock()
-
-    def _drop_job(self, step_id: str) -> None:
-        del self._jobs[step_id]
-        self.store.release_slot(self.tenant_key, step_id)
-
-    def _check_foreign(self) -> None:
-        """Steps other live runners hold: report them as they end; take over those whose
-        runner died (its claim expired), resuming them from the state (a submitted job is
-        polled, never submitted again)."""
-        now = self.clock()
-        if not self._foreign or now < self._foreign_due:
-            return
-        self._foreign_due = now + 1.0
-        states = self.store.steps_of(list(self._foreign))
-        for step_id, step in list(self._foreign.items()):
-            state, outcome = states[step_id], self.outcomes[step_id]
-            if state.status == S.SUCCEEDED:
-                del self._foreign[step_id]
-                outcome.job_id, outcome.attempts = state.job_id, state.attempts
-                outcome.warnings.append("done by another runner sharing this state")
-                self._finish(outcome, "succeeded", bytes=state.bytes, sha256=state.sha256,
-                             records=state.records or None)
-            elif state.status == S.FAILED:
-                del self._foreign[step_id]
-                self._finish(outcome, "failed", error=f"(another runner) {state.error}")
-            elif self.store.claim(step_id):
-                del self._foreign[step_id]
-                outcome.warnings.append("taken over from a runner that stopped")
-                self._emit("taken_over", step)
-                self._resume(step, state, outcome, now)
 
     def _still_running_problem(self, job: _Job, status: int, now: float) -> str | None:
         """Why to stop waiting for a job that is not finished, if there is a reason."""

@@ -456,11 +456,6 @@ class StateStore:
 
     # ------------------------------------------ sharing (a no-op for a private store)
 
-    def claim(self, step_id: str) -> bool:
-        """Take ``step_id`` for this runner (False while another live runner holds it).
-        A private store has one runner: always True."""
-        return True
-
     def acquire_slot(self, tenant: str, step_id: str, limit: int) -> bool:
         """Lease one of ``tenant``'s export slots for ``step_id``; False when all are held.
         A private store (SQLite, one run at a time) has nothing to share: always True."""
