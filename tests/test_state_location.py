@@ -83,3 +83,20 @@ def test_an_unreachable_state_database_is_exit_2_without_the_password(sim,
         result.stderr
     assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr
     assert submits(sim) == []
+
+
+def test_a_one_shot_keeps_its_own_namespace_of_a_database_state(sim, pg_url: str,
+                                                                 tmp_path: Path) -> None:
+    from test_oneshot import connection_flags, oneshot_env
+
+    env = {**oneshot_env(sim, tmp_path / "home"), "INSIGHTS_RUNNER_STATE": pg_url}
+    command = ["export", "links", "--link-type", "anyone", *connection_flags(sim),
+               "-o", tmp_path / "out"]
+    assert runner(*command, env=env).returncode == 0
+    again = runner(*command, env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(submits(sim)) == 1  # the second time reused the Step kept in the database
+    with psycopg.connect(pg_url) as conn:
+        names = [n for (n,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname "
+                                            "LIKE 'insights_runner%'")]
+    assert len(names) == 1 and names[0].startswith("insights_runner:oneshot/"), names
