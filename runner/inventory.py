@@ -65,6 +65,7 @@ class Inventory:
     tenants: Mapping[str, Tenant]  # in the order written
     groups: Mapping[str, tuple[str, ...]]  # group -> tenant names, nested groups flattened
     source: Source
+    state: str | None = None  # where its playbooks keep their state (a folder or a URL)
 
     def select(self, pattern: str) -> list[str]:
         """Tenant names matched by ``pattern``, in inventory order; KeyError names an
@@ -130,6 +131,11 @@ def build_schema() -> dict[str, Any]:
         "properties": {
             "version": {"const": 1, "description": "Inventory format version (1)."},
             "vars": {**variables, "description": "Variables for every tenant."},
+            "state": {"type": "string", "minLength": 1,
+                      "description": "Where the state of its playbooks lives: a folder "
+                      "(relative to this file) or postgresql://user@host/db (the password "
+                      "from PGPASSWORD or ~/.pgpass, never written here). --state and "
+                      "INSIGHTS_RUNNER_STATE win over it."},
             "tenants": {
                 "type": "object",
                 "minProperties": 1,
@@ -252,6 +258,7 @@ def parse_inventory(text: str, path: Path) -> Inventory:
         tenants=MappingProxyType(tenants),
         groups=MappingProxyType({g: _members(g, groups) for g in groups}),
         source=source,
+        state=document.get("state"),
     )
 
 

@@ -576,6 +576,8 @@ class _Compiler:
         if not isinstance(value, str) or not value:
             self.report(_Failure(("output_dir",), "must give a directory path"))
             return str(base)
+        if value.startswith(("az://", "s3://")):  # object storage (runner.execute.remote)
+            return value.rstrip("/")
         return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
 
 

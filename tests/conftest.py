@@ -66,3 +66,46 @@ def make_sim():
     yield start
     for simulator in started:
         simulator.stop()
+
+
+# ------------------------------------------------- real servers (tests/servers.py)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port, for the session."""
+    from servers import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_cluster) -> str:
+    """The URL of a fresh, empty database of the session's cluster."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    from servers import azurite_server
+
+    with azurite_server() as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def moto():
+    from servers import moto_server
+
+    with moto_server() as env:
+        yield env
+
+
+@pytest.fixture(params=["az", "s3"])
+def bucket(request):
+    """A fresh container on Azurite, or bucket on moto's S3 server."""
+    from servers import new_bucket
+
+    env = request.getfixturevalue("azurite" if request.param == "az" else "moto")
+    return new_bucket(request.param, env)

@@ -1,8 +1,10 @@
-"""The state store: guarded transitions, WAL, the lock, bulk registration, migrations."""
+"""The state store: guarded transitions, WAL, the lock, bulk registration, migrations.
+
+The tests of the interface run against both stores: SQLite in a folder and a real
+PostgreSQL server (tests/servers.py starts it)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +22,9 @@ from runner.errors import StateLockedError, UserError
 from runner.execute.state import (
     DB_NAME,
     SCHEMA_VERSION,
+    PostgresStore,
     RunStatus,
+    SqliteStore,
     StateStore,
     StepStatus,
     TransitionError,
@@ -50,10 +54,44 @@ def export(step_id: str, index: int = 0) -> FakeStep:
                     f"sites/part-{index}.zip", None, {"siteUrls": ["https://x/sites/a"]})
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path: Path) -> str:
+    """Where a store lives: a folder, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state")
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    with StateStore.open(tmp_path / "state") as opened:
+def store(location: str):
+    with StateStore.open(location) as opened:
         yield opened
+
+
+def stored_text(location: str) -> bytes:
+    """Every byte the store keeps: its files, or every row of its database."""
+    if not location.startswith("postgresql://"):
+        return b"".join(p.read_bytes() for p in Path(location).iterdir() if p.is_file())
+    import psycopg
+
+    with psycopg.connect(location) as conn:
+        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                              "WHERE table_schema LIKE 'insights_runner%'").fetchall()
+        rows = [conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()  # noqa: S608
+                for schema, table in tables]
+    return repr(rows).encode()
+
+
+def set_schema_version(location: str, version: int) -> None:
+    if not location.startswith("postgresql://"):
+        with sqlite3.connect(Path(location) / DB_NAME) as conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+        return
+    import psycopg
+
+    with psycopg.connect(location) as conn:
+        conn.execute("UPDATE insights_runner.meta SET value = %s WHERE key = 'schema_version'",
+                     (str(version),))
 
 
 def run_with(store: StateStore, *steps: FakeStep) -> int:
@@ -155,9 +193,9 @@ def test_a_new_run_retries_failed_steps_with_fresh_attempts(store: StateStore) -
     assert (state.status, state.attempts, state.error) == (StepStatus.PENDING, 0, "boom")
 
 
-def test_every_transition_is_committed_before_the_call_returns(tmp_path: Path) -> None:
-    # A child records a submit and is SIGKILLed right after: the job id must be on disk.
-    state_dir = tmp_path / "state"
+def test_every_transition_is_committed_before_the_call_returns(location: str) -> None:
+    # A child records a submit and is SIGKILLed right after: the job id must be stored.
+    state_dir = location
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
@@ -184,7 +222,10 @@ def test_every_transition_is_committed_before_the_call_returns(tmp_path: Path) -
 # ------------------------------------------------------------------ files and modes
 
 
-def test_the_database_is_in_wal_mode_and_kept_out_of_git(store: StateStore) -> None:
+def test_the_database_is_in_wal_mode_and_kept_out_of_git(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state")
+    store.close()
+    assert store.path is not None
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -199,15 +240,15 @@ def test_the_default_state_dir_is_beside_the_playbook(tmp_path: Path) -> None:
     assert default_state_dir(tmp_path / "pb.yml") == tmp_path.resolve() / ".insights-runner"
 
 
-def test_a_state_from_a_newer_runner_is_refused(tmp_path: Path) -> None:
-    StateStore.open(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
+def test_a_state_from_a_newer_runner_is_refused(location: str) -> None:
+    StateStore.open(location).close()
+    set_schema_version(location, 99)
     with pytest.raises(UserError, match="newer insights-runner .*schema 99"):
-        StateStore.open(tmp_path)
-    StateStore.open(tmp_path / "other").close()  # and the lock was released
+        StateStore.open(location)
+    with pytest.raises(UserError, match="schema version 99"):
+        StateStore.open(location, readonly=True)
+    set_schema_version(location, SCHEMA_VERSION)
+    StateStore.open(location).close()  # and the lock was released
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
@@ -216,11 +257,12 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         StateStore.open(tmp_path)
 
 
-def test_a_readonly_view_works_while_a_run_holds_the_lock(store: StateStore) -> None:
+def test_a_readonly_view_works_while_a_run_holds_the_lock(store: StateStore,
+                                                         location: str) -> None:
     run_with(store, export("a"))
-    with StateStore.open(store.path.parent, readonly=True) as view:
+    with StateStore.open(location, readonly=True) as view:
         assert set(view.steps()) == {"a"}
-        with pytest.raises(Exception, match="readonly"):
+        with pytest.raises(Exception, match="readonly|read-only"):
             view.begin_run("p", "f")
 
 
@@ -230,9 +272,18 @@ def test_an_unusable_state_directory_is_a_user_error(tmp_path: Path) -> None:
         StateStore.open(tmp_path / "file" / "state")
 
 
-def test_a_readonly_view_of_nothing_says_so(tmp_path: Path) -> None:
+def test_a_readonly_view_of_nothing_says_so(location: str) -> None:
     with pytest.raises(UserError, match="has not run yet"):
-        StateStore.open(tmp_path, readonly=True)
+        StateStore.open(location, readonly=True)
+
+
+def test_an_unreachable_database_is_a_user_error_without_the_password() -> None:
+    from servers import free_port
+
+    url = f"postgresql://runner:hunter2@127.0.0.1:{free_port()}/state"
+    with pytest.raises(UserError, match="cannot connect to the state database") as caught:
+        StateStore.open(url)
+    assert "hunter2" not in str(caught.value) and "runner:***@" in str(caught.value)
 
 
 # ------------------------------------------------------------------------------ lock
@@ -272,9 +323,34 @@ def test_a_second_run_is_refused_until_the_holder_dies(tmp_path: Path) -> None:
         assert store.last_run() is None
 
 
-def test_closing_the_store_releases_the_lock(tmp_path: Path) -> None:
-    StateStore.open(tmp_path).close()
-    StateStore.open(tmp_path).close()
+def test_closing_the_store_releases_the_lock(location: str) -> None:
+    StateStore.open(location).close()
+    StateStore.open(location).close()
+
+
+def test_a_second_run_on_a_database_is_refused_until_the_holder_dies(pg_url: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(repo=str(REPO), state=pg_url)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StateLockedError, match="in use by another run"):
+            StateStore.open(pg_url)
+        StateStore.open(pg_url, namespace="other-tenant").close()  # another namespace is free
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    deadline = time.monotonic() + 20  # the server drops a dead session's lock
+    while True:
+        try:
+            with StateStore.open(pg_url) as store:
+                assert store.last_run() is None
+            break
+        except StateLockedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 # ----------------------------------------------------------------------------- bulk
@@ -332,6 +408,13 @@ def test_fresh_forgets_every_step_but_keeps_files(store: StateStore, tmp_path: P
     assert report.read_text() == "{}\n"
 
 
+def test_job_lengths_are_kept_across_fresh_and_replaced(store: StateStore) -> None:
+    store.record_durations({"a": 12.5, "b": 3.0})
+    store.record_durations({"a": 20.0})  # the latest run's length replaces the last one
+    store.clear_steps()
+    assert store.durations(["a", "b", "c"]) == {"a": 20.0, "b": 3.0}
+
+
 def test_threads_share_one_store(store: StateStore) -> None:
     steps = [export(f"t{i}", i) for i in range(40)]
     run_with(store, *steps)
@@ -358,7 +441,7 @@ def test_threads_share_one_store(store: StateStore) -> None:
 # --------------------------------------------------------------------------- secrets
 
 
-def test_a_secret_cannot_be_stored(store: StateStore) -> None:
+def test_a_secret_cannot_be_stored(store: StateStore, location: str) -> None:
     run_id = store.begin_run("p", "f")
     with pytest.raises(TypeError, match="secret"):
         store.register_steps(run_id, [FakeStep("a", request={"token": Secret("s3cr3t")})])
@@ -368,8 +451,9 @@ def test_a_secret_cannot_be_stored(store: StateStore) -> None:
     with pytest.raises(TypeError, match="secret"):
         store.failed("b", Secret("s3cr3t"))  # type: ignore[arg-type]
     store.close()
-    for name in os.listdir(store.path.parent):
-        assert b"s3cr3t" not in (store.path.parent / name).read_bytes()
+    text = stored_text(location)
+    assert b"user_summary" in text  # the store's content is there...
+    assert b"s3cr3t" not in text  # ...and the secret is not
 
 
 def test_a_request_is_stored_as_canonical_json(store: StateStore) -> None:
@@ -377,19 +461,34 @@ def test_a_request_is_stored_as_canonical_json(store: StateStore) -> None:
     assert store.step("a").request == '{"a":"é","b":[1,2]}'
 
 
-def test_migrations_run_step_by_step_from_the_stored_version(tmp_path: Path,
+def test_migrations_run_step_by_step_from_the_stored_version(location: str,
                                                              monkeypatch) -> None:
-    import runner.execute.state as state_module
-
-    with StateStore.open(tmp_path) as store:
+    with StateStore.open(location) as store:
         run_with(store, FakeStep("a"))
-    added = ("ALTER TABLE steps ADD COLUMN note TEXT DEFAULT 'v2'",)
-    monkeypatch.setattr(state_module, "MIGRATIONS", (*state_module.MIGRATIONS, added))
-    monkeypatch.setattr(state_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    StateStore.open(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    try:
-        assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION + 1)
-        assert conn.execute("SELECT id, note FROM steps").fetchall() == [("a", "v2")]
-    finally:
-        conn.close()
+        kind = type(store)
+    added = ("ALTER TABLE steps ADD COLUMN note TEXT DEFAULT 'v3'",)
+    monkeypatch.setattr(kind, "migrations", (*kind.migrations, added))
+    with StateStore.open(location) as store:
+        assert store._read("SELECT value FROM meta") == [(str(SCHEMA_VERSION + 1),)]
+        assert store._read("SELECT id, note FROM steps") == [("a", "v3")]
+        assert store.step("a").status is StepStatus.PENDING
+
+
+def test_a_version_1_state_is_upgraded_to_the_current_schema(location: str,
+                                                             monkeypatch) -> None:
+    # A state written by the runner before object storage (schema 1, no etag column).
+    with monkeypatch.context() as patched:
+        kind = PostgresStore if location.startswith("postgresql://") else SqliteStore
+        patched.setattr(kind, "migrations", kind.migrations[:1])
+        with StateStore.open(location) as old:
+            old.begin_run("playbook.yml", "fp")
+            with old._tx() as conn:  # a Step as the version-1 runner wrote it
+                conn.execute("INSERT INTO steps (id, run_id, task_index, operation, kind, "
+                             "request, updated_at) VALUES ('a', 1, 0, 'user_summary', "
+                             "'query', '{}', 1.0)")
+            assert old._read("SELECT value FROM meta") == [("1",)]
+    with StateStore.open(location) as store:
+        assert store._read("SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
+        store.start_paging("a")
+        assert store.succeeded("a", bytes=3, sha256=SHA, etag='"0x8D"').etag == '"0x8D"'
+

@@ -217,8 +217,10 @@ _OUTPUT_HELP = {
 _COMMON = (
     click.Option(["--simulator"], is_flag=True,
                  help="Rehearse against the embedded simulator (no credentials)."),
-    click.Option(["--state-dir"], type=click.Path(file_okay=False, path_type=Path),
-                 help=f"Where the state lives (default: one folder per module and output "
+    click.Option(["--state", "--state-dir", "state"], metavar="DIR|URL",
+                 help=f"Where the state lives: a folder, or postgresql://... to share the "
+                 f"tenant's export slots with the runs there (default: "
+                 f"$INSIGHTS_RUNNER_STATE, else one folder per module and output "
                  f"under ${STATE_ENV}, $XDG_STATE_HOME/insights-runner or ~/.local/state)."),
     click.Option(["--fresh"], is_flag=True, help="Forget the state of an earlier attempt."),
     click.Option(["--check"], is_flag=True,
@@ -406,8 +408,14 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
     connection = _connection(values)
     output_dir, task_output, fmt = _output(op, values)
     to_stdout = output_dir is None
-    state_dir = values.get("state_dir") or default_state_dir(
+    from runner.execute.state.location import choose
+    from runner.execute.state.postgres import is_url
+
+    state = choose(values.get("state"))
+    own_dir = default_state_dir(
         op, Path(STDOUT_KEY) if output_dir is None else output_dir / task_output)
+    # The playbook file and printed records stay local; a URL only moves the state.
+    state_dir = Path(state) if state is not None and not is_url(state) else own_dir
     if output_dir is None:  # -o -: the records go to stdout, through a file in the state
         output_dir = state_dir / "stdout"
         shutil.rmtree(output_dir, ignore_errors=True)  # no stale file from an earlier print
@@ -432,7 +440,9 @@ def _run_one(op: catalog.Operation, args: dict[str, Any], values: dict[str, Any]
                   "tasks[0]": command, **names}
     try:
         # A print to stdout is always fresh data: no reuse of an earlier answer.
-        ctx.invoke(run, playbook=str(playbook), state_dir=state_dir,
+        ctx.invoke(run, playbook=str(playbook),
+                   state=state if state is not None and is_url(state) else str(state_dir),
+                   state_namespace=f"oneshot/{own_dir.name}",
                    fresh=values["fresh"] or to_stdout, check=values["check"],
                    junit=values["junit"], as_json=values["as_json"] and not to_stdout,
                    quiet=values["quiet"] or to_stdout,

@@ -27,6 +27,21 @@ _LIMIT = click.option(
     "--limit", "-l", metavar="PATTERN", default=None,
     help="Only these inventory tenants or groups (a,b  group  eu-*  !name).",
 )
+_STATE = click.option(
+    "--state", "--state-dir", "state", metavar="DIR|URL", default=None,
+    help="Where the run state lives: a folder, or postgresql://user@host/db to share it "
+    "between runs and machines (default: $INSIGHTS_RUNNER_STATE, the inventory's state:, "
+    "else .insights-runner/ beside the playbook).",
+)
+
+
+def state_location(state: str | None, compiled: Any) -> str | None:
+    """``--state``, else the environment, else the inventory's ``state:`` (None: default)."""
+    from runner.execute.state.location import choose
+
+    inventory = getattr(compiled, "inventory", None)
+    return choose(state, getattr(inventory, "state", None),
+                  getattr(inventory, "path", None))
 
 
 @click.command(help="Check playbooks against the schema and the catalog, expanding their "
@@ -78,13 +93,11 @@ def validate(ctx: click.Context, playbooks: Sequence[str], output_format: str,
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when nothing is left to do (every Step done, its file intact), "
               "4 when work is pending, 2 on errors. Reads the state, read-only.")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The state directory, for --detailed-exitcode (default: "
-              ".insights-runner/ beside the playbook).")
+@_STATE
 @click.pass_context
 def plan(ctx: click.Context, playbook: str, as_json: bool, extra_vars: Sequence[str],
          inventory: str | None, limit: str | None, out: Path | None, detailed_exitcode: bool,
-         state_dir: Path | None) -> None:
+         state: str | None) -> None:
     from runner.planfile import compile_targets, dump, to_json
 
     compiled = compile_targets(playbook, extra_vars, inventory, limit)
@@ -105,19 +118,19 @@ def plan(ctx: click.Context, playbook: str, as_json: bool, extra_vars: Sequence[
         if out is not None:
             click.echo(f"plan saved to {out}; apply it with: insights-runner run {out}")
     if detailed_exitcode:
-        ctx.exit(_pending_code(compiled, state_dir, quiet=as_json))
+        ctx.exit(_pending_code(compiled, state_location(state, compiled), quiet=as_json))
 
 
-def _pending_code(compiled: Any, state_dir: Path | None, *, quiet: bool) -> int:
+def _pending_code(compiled: Any, state: str | None, *, quiet: bool) -> int:
     from runner.execute.engine import RunOptions
     from runner.execute.pending import pending_steps
-    from runner.execute.tenants import state_dir_for
+    from runner.execute.tenants import state_for
 
-    options = RunOptions(state_dir=state_dir)
+    options = RunOptions(state=state)
     left = 0
     for one in compiled.tenants:
-        directory = state_dir_for(options, one.plan.playbook, one.tenant)
-        left += pending_steps(one.playbook, one.plan, directory, compiled.run_facts)
+        where = state_for(options, one.plan.playbook, one.tenant)
+        left += pending_steps(one.playbook, one.plan, where, compiled.run_facts)
     if not quiet:
         click.echo("nothing to do: every Step is done and its file intact" if not left
                    else f"{_count(left, 'step')} left to do", err=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from runner.commands.playbook import _EXTRA_VARS, _INVENTORY, _LIMIT
+from runner.commands.playbook import _EXTRA_VARS, _INVENTORY, _LIMIT, _STATE, state_location
 
 
 def _tags(values: Sequence[str]) -> frozenset[str]:
@@ -29,9 +29,7 @@ def _tags(values: Sequence[str]) -> frozenset[str]:
               help="Plan and authenticate only: no export job is submitted, no file written.")
 @click.option("--fresh", is_flag=True,
               help="Forget the state of earlier runs (files already written are kept).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the run state lives (default: .insights-runner/ beside the playbook; "
-              "each inventory tenant has its own folder inside).")
+@_STATE
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a JUnit XML report here (for CI).")
 @click.option("--report", "report", type=click.Path(dir_okay=False, path_type=Path),
@@ -39,10 +37,12 @@ def _tags(values: Sequence[str]) -> frozenset[str]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run report as JSON on stdout (for pipelines).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; only errors and the result.")
+@click.option("--state-namespace", hidden=True, default=None)  # one-shot commands' own
 def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: str | None,
         tags: Sequence[str], skip_tags: Sequence[str], check: bool, fresh: bool,
-        state_dir: Path | None, junit: Path | None, as_json: bool, quiet: bool,
-        report: Path | None = None) -> None:
+        state: str | None, junit: Path | None, as_json: bool, quiet: bool,
+        report: Path | None = None, state_dir: Path | None = None,
+        state_namespace: str | None = None) -> None:
     from runner import planfile
     from runner.errors import Interrupted, UserError
     from runner.execute.engine import RunOptions, check_connection, run_plan
@@ -59,7 +59,10 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         compiled = planfile.compile_targets(playbook, extra_vars, inventory, limit)
     options = RunOptions(extra_vars=tuple(extra_vars), tags=_tags(tags),
                          skip_tags=_tags(skip_tags), check=check, fresh=fresh,
-                         state_dir=state_dir, junit=junit, run_facts=compiled.run_facts,
+                         state=state_location(state if state_dir is None else str(state_dir),
+                                              compiled),
+                         state_namespace=state_namespace,
+                         junit=junit, run_facts=compiled.run_facts,
                          report_path=report)
     runs = [TenantRun(c.tenant, c.playbook, c.plan) for c in compiled.tenants]
     if check:
@@ -131,44 +134,58 @@ def _show_tenants(several: Any, *, as_json: bool, quiet: bool) -> None:
         click.echo(f"run report: {several.report_path}")
 
 
-@click.command(help="Show what the state directory holds for a playbook (read-only).")
+@click.command(help="Show what the state holds for a playbook (read-only).")
 @click.argument("playbook", type=click.Path(dir_okay=False))
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The state directory (default: .insights-runner/ beside the playbook).")
+@_STATE
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(playbook: str, state_dir: Path | None, as_json: bool) -> None:
-    from runner.execute.state import DB_NAME, default_state_dir
+def status(playbook: str, state: str | None, as_json: bool) -> None:
+    from runner.execute.state import DB_NAME, is_url, redacted
+    from runner.execute.state.location import choose, for_tenant
 
-    directory = state_dir or default_state_dir(playbook)
-    tenants = sorted(p.parent.name for p in directory.glob(f"*/{DB_NAME}"))
+    location = choose(state)
     states: dict[str | None, dict[str, Any]]
-    if (directory / DB_NAME).exists() or not tenants:
-        states = {None: _state_of(directory)}
-    else:  # an inventory playbook: one state folder per tenant
-        states = {name: _state_of(directory / name) for name in tenants}
+    if location is not None and is_url(location):
+        from runner.execute.state.postgres import namespaces
+
+        where = redacted(location)
+        found = [n for n in namespaces(location) if not n.startswith("oneshot/")]
+        if "" in found or not found:
+            states = {None: _state_of(location, "", where)}
+        else:
+            states = {name: _state_of(location, name, f"{where} (tenant {name})")
+                      for name in found}
+    else:
+        directory = Path(for_tenant(location, playbook, None).location)
+        where = str(directory)
+        tenants = sorted(p.parent.name for p in directory.glob(f"*/{DB_NAME}"))
+        if (directory / DB_NAME).exists() or not tenants:
+            states = {None: _state_of(str(directory), "", where)}
+        else:  # an inventory playbook: one state folder per tenant
+            states = {name: _state_of(str(directory / name), "", str(directory / name))
+                      for name in tenants}
     if as_json:
         if None in states:
             click.echo(json.dumps(states[None], indent=2))
         else:
-            click.echo(json.dumps({"state_dir": str(directory), "tenants": states}, indent=2))
+            click.echo(json.dumps({"state_dir": where, "tenants": states}, indent=2))
         return
-    for tenant, state in states.items():
+    for tenant, one in states.items():
         if tenant is not None:
             click.echo(f"== tenant {tenant}")
-        _show_state(state)
+        _show_state(one)
 
 
-def _state_of(directory: Path) -> dict[str, Any]:
+def _state_of(location: str, namespace: str, where: str) -> dict[str, Any]:
     from runner.execute.state import StateStore
     from runner.report import iso_time
 
-    with StateStore.open(directory, readonly=True) as store:
+    with StateStore.open(location, readonly=True, namespace=namespace) as store:
         last = store.last_run()
         counts = {str(k): v for k, v in store.counts().items()}
         steps = store.steps()
     failed = [s for s in steps.values() if s.status == "failed"]
     return {
-        "state_dir": str(directory),
+        "state_dir": where,
         "last_run": None if last is None else {
             "id": last.id, "status": str(last.status), "started": iso_time(last.started),
             "finished": iso_time(last.finished)},

@@ -23,8 +23,10 @@ from runner import catalog, crashpoint
 from runner.errors import CredentialError, RunnerError, UserError
 from runner.execute import outputs
 from runner.execute.registry import Registry
+from runner.execute.remote import local_output_dir, publish_reports, remote_for
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
-from runner.execute.state import RunStatus, StateStore, default_state_dir
+from runner.execute.state import RunStatus, StateStore
+from runner.execute.state.location import TenantState, for_tenant
 from runner.generation import api_of
 from runner.layout import REPORT_NAME
 
@@ -36,7 +38,10 @@ class RunOptions:
     skip_tags: frozenset[str] = frozenset()
     check: bool = False
     fresh: bool = False
-    state_dir: Path | None = None
+    state_dir: Path | None = None  # the folder given (kept for callers; see ``state``)
+    state: str | None = None  # a folder or a postgresql:// URL (state.location.choose)
+    tenant_state: TenantState | None = None  # set per tenant by runner.execute.tenants
+    state_namespace: str | None = None  # in a PostgreSQL state (one-shot commands' own)
     junit: Path | None = None
     workers: int = 4
     poll: PollPolicy | None = None
@@ -230,8 +235,11 @@ def run_plan(
     from runner.plan import compile_task
     from runner.report import write_junit, write_run_reports
 
-    output_dir = Path(plan.output_dir)
-    state_dir = options.state_dir or default_state_dir(plan.playbook)
+    remote = remote_for(plan)  # output_dir in object storage: made locally, then uploaded
+    output_dir = local_output_dir(plan)
+    where = options.tenant_state or for_tenant(options.state or options.state_dir,
+                                               plan.playbook, None, options.state_namespace)
+    state_dir = where.local_dir  # the compiled-task memo: a per-machine cache
     started = time.time()
     run_key = uuid.uuid4().hex[:12]
     steps = [s for s in plan.steps if selected(s, options.tags, options.skip_tags)]
@@ -240,8 +248,10 @@ def run_plan(
     known = list(plan.steps)  # every Step planned so far: a deferred task may not collide
     interrupted = False
 
+    if remote is not None:
+        remote.check()  # no credentials, no container: exit 2 before any job
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(StateStore.open(state_dir))
+        store = stack.enter_context(StateStore.open(where.location, namespace=where.namespace))
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
@@ -253,7 +263,7 @@ def run_plan(
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
                               poll=options.poll, on_event=on_event, stop=options.stop,
-                              max_slots=max_exports(plan.connection))
+                              max_slots=max_exports(plan.connection), remote=remote)
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:
@@ -285,8 +295,9 @@ def run_plan(
                                     list(scheduler.outcomes.values()), [], started,
                                     time.time(), error=str(error), name=plan.name)
                 if options.write_report:
-                    write_run_reports(options.report_path or output_dir / REPORT_NAME,
-                                      stopped, output_dir)
+                    written = write_run_reports(
+                        options.report_path or output_dir / REPORT_NAME, stopped, output_dir)
+                    _publish_report(remote, written, options)
                     if options.junit:
                         write_junit(options.junit, stopped)
                 raise
@@ -305,6 +316,7 @@ def run_plan(
         return result
     result.report_path = write_run_reports(options.report_path or output_dir / REPORT_NAME,
                                            result, output_dir)
+    _publish_report(remote, result.report_path, options)
     if options.junit:
         write_junit(options.junit, result)
     return result
@@ -318,6 +330,13 @@ def durations(store: StateStore) -> dict[str, list[float]]:
         if state.status == "succeeded" and state.started_at and state.finished_at:
             seen.setdefault(state.operation, []).append(state.finished_at - state.started_at)
     return seen
+
+
+def _publish_report(remote: Any, path: Path | None, options: RunOptions) -> None:
+    """The run reports (JSON and HTML) go beside the files, in the bucket too (unless
+    --report moved them)."""
+    if remote is not None and path is not None and options.report_path is None:
+        publish_reports(remote, path)
 
 
 def check_connection(plan: Any, options: RunOptions, playbook: Any = None) -> str:

@@ -15,21 +15,31 @@ from typing import Any
 from runner.errors import UserError
 from runner.execute import outputs
 from runner.execute.registry import read_records
+from runner.execute.remote import local_output_dir, remote_for
 from runner.execute.state import StateStore, StepState
+from runner.execute.state.location import TenantState
 
 
-def pending_steps(playbook: Any, plan: Any, state_dir: Path, run_facts: Any = None) -> int:
-    """How many Steps (and tasks not yet compilable) of ``plan`` a run would still do."""
+def pending_steps(playbook: Any, plan: Any, state: Path | TenantState,
+                  run_facts: Any = None) -> int:
+    """How many Steps (and tasks not yet compilable) of ``plan`` a run would still do.
+    ``state``: the tenant's state (or a state folder)."""
     from runner.plan import compile_task
 
+    where = state if isinstance(state, TenantState) else TenantState(str(state), "", state)
     try:
-        with StateStore.open(state_dir, readonly=True) as store:
+        with StateStore.open(where.location, readonly=True, namespace=where.namespace) as store:
             states = store.steps()
     except UserError:  # no state yet: everything is to do
         return len(plan.steps) + len(plan.deferred)
-    output_dir = Path(plan.output_dir)
+    output_dir = local_output_dir(plan)
+    remote = remote_for(plan)
+    if remote is not None:  # done means: the blob is there with the committed etag
+        states = {key: state for key, state in states.items()
+                  if state.status != "succeeded" or
+                  remote.matches(state.output or "", state.bytes, state.etag)}
     steps = list(plan.steps)
-    todo = sum(1 for step in steps if not _done(step, states, output_dir))
+    todo = sum(1 for step in steps if not _done(step, states, output_dir, remote is None))
     waiting = list(plan.deferred)
     registered: dict[str, Any] = {}
     progress = True
@@ -44,15 +54,19 @@ def pending_steps(playbook: Any, plan: Any, state_dir: Path, run_facts: Any = No
             new = compile_task(playbook, task.task_index, registered=registered,
                                run_facts=run_facts, existing=steps)
             steps.extend(new)
-            todo += sum(1 for step in new if not _done(step, states, output_dir))
+            todo += sum(1 for step in new if not _done(step, states, output_dir,
+                                                       remote is None))
             progress = True
     return todo + len(waiting)
 
 
-def _done(step: Any, states: Mapping[str, StepState], output_dir: Path) -> bool:
+def _done(step: Any, states: Mapping[str, StepState], output_dir: Path,
+          local: bool = True) -> bool:
     state = states.get(step.id)
     if state is None or state.status != "succeeded":
         return False
+    if not local:  # checked against its blob above
+        return True
     try:
         target = outputs.resolve_output(output_dir, step.output)
     except Exception:  # noqa: BLE001 - an unsafe path is simply not done

@@ -224,6 +224,7 @@ class Scheduler:
         checkpoint_seconds: float = 2.0,
         stop: Stop | None = None,
         sleep: Callable[[float], None] | None = None,
+        remote: Any = None,
     ) -> None:
         self.api = api
         self.checkpoint_seconds = checkpoint_seconds
@@ -255,6 +256,10 @@ class Scheduler:
         self._on_step_done: Callable[[Outcome], None] = lambda outcome: None
         self._owns_stop = stop is None
         self.stop = stop or Stop()
+        # Outputs in object storage (runner.execute.remote.RemoteOutputs): each file made in
+        # output_dir (then a local staging folder) is uploaded before its Step succeeds.
+        self.remote = remote
+        self._etags: dict[str, str] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -329,6 +334,13 @@ class Scheduler:
     def _resume(self, step: Any, state: StepState, outcome: Outcome, now: float) -> None:
         outcome.attempts = state.attempts
         outcome.job_id = state.job_id
+        if state.status == S.SUCCEEDED and self.remote is not None:
+            if self.remote.matches(step.output, state.bytes, state.etag):
+                self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
+                             sha256=state.sha256, records=state.records or None)
+                return
+            state = self.store.requeue(step.id, "its blob is missing or changed; making it "
+                                       "again", reset_attempts=True)
         if state.status == S.SUCCEEDED:
             target = self._target(step)
             if outputs.file_matches(target, state.bytes, state.sha256, state.mtime_ns):
@@ -585,7 +597,8 @@ class Scheduler:
         info: outputs.FileInfo = payload
         state = self.store.succeeded(step.id, bytes=info.size, sha256=info.sha256,
                                      mtime_ns=info.mtime_ns,
-                                     records=getattr(info, "records", None))
+                                     records=getattr(info, "records", None),
+                                     etag=self._etags.pop(step.id, None))
         self._finish(self.outcomes[step.id], "succeeded", bytes=info.size, sha256=info.sha256,
                      records=state.records if step.kind == "query" else None)
 
@@ -600,15 +613,26 @@ class Scheduler:
         self._emit("downloading", step)
         info = self.api.download(step, job_id, self._target(step))
         self.outcomes[step.id].files = self._postprocess(step, info.path)
+        self._upload(step, info.path, info.sha256)
         return info
+
+    def _upload(self, step: Any, path: Path, sha256: str) -> None:
+        """Object storage: the verified file (and what was extracted from it) uploaded
+        whole; the blob's etag is committed with the Step's success."""
+        if self.remote is None:
+            return
+        self.remote.upload_files([self.output_dir / f for f in self.outcomes[step.id].files])
+        self._etags[step.id] = self.remote.upload(path, step.output, sha256)
 
     def _postprocess(self, step: Any, path: Path) -> list[str]:
         return postprocess.relative(postprocess.postprocess(step, path), self.output_dir)
 
     def _query(self, step: Any, state: StepState) -> QueryFile:
-        return page_query(step, state, self.api.pages, self.store, self._target(step),
+        done = page_query(step, state, self.api.pages, self.store, self._target(step),
                           stop=self._stop, clock=self.clock,
                           checkpoint_seconds=self.checkpoint_seconds, emit=self._emit)
+        self._upload(step, done.info.path, done.sha256)
+        return done
 
     # ------------------------------------------------------------------ endings
 

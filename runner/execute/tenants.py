@@ -1,7 +1,8 @@
 """Several tenants side by side: one engine run per tenant, each in its own thread.
 
 Each tenant has its own connection, its own scheduler (so its own five export slots) and
-its own state (``<state dir>/<tenant>/``, with its own lock), so one slow or unreachable
+its own state (``<state dir>/<tenant>/`` with its own lock, or its own namespace of a
+PostgreSQL state), so one slow or unreachable
 tenant neither holds back nor breaks another.  When the threads are done there is one run
 report listing the Steps of every tenant (each Step says its ``tenant``; ``output`` is
 relative to the report's folder), and the exit code is the worst of the tenants'.
@@ -24,8 +25,14 @@ from typing import Any
 
 from runner.errors import Interrupted, RunnerError
 from runner.execute.engine import REPORT_NAME, RunOptions, RunResult, run_plan
+from runner.execute.remote import (
+    RemoteOutputs,
+    local_output_dir,
+    publish_reports,
+    url_for_staging,
+)
 from runner.execute.scheduler import Stop
-from runner.execute.state import default_state_dir
+from runner.execute.state.location import TenantState, for_tenant
 
 
 @dataclass
@@ -58,16 +65,24 @@ class TenantsResult:
 
 
 def state_dir_for(options: RunOptions, playbook_path: str | Path, tenant: str | None) -> Path:
-    """The tenant's own state folder: ``<state dir>/<tenant>`` (the state dir without one)."""
-    root = options.state_dir or default_state_dir(playbook_path)
-    return Path(root) if tenant is None else Path(root) / tenant
+    """The tenant's own local state folder: ``<state dir>/<tenant>`` (the state dir
+    without one)."""
+    return state_for(options, playbook_path, tenant).local_dir
+
+
+def state_for(options: RunOptions, playbook_path: str | Path, tenant: str | None
+              ) -> TenantState:
+    """The tenant's own state: a sub-folder of the state folder, or a namespace of the
+    PostgreSQL state."""
+    return for_tenant(options.state or options.state_dir, playbook_path, tenant)
 
 
 def run_one(run: TenantRun, options: RunOptions,
             on_event: Callable[[Any], None] | None = None) -> TenantRun:
     """A tenant's run with its own state folder (errors propagate)."""
-    mine = dataclasses.replace(options, state_dir=state_dir_for(options, run.plan.playbook,
-                                                                run.tenant))
+    where = state_for(options, run.plan.playbook, run.tenant)
+    mine = dataclasses.replace(options, tenant_state=where,
+                               state_dir=None if where.shared else where.local_dir)
     run.result = run_plan(run.playbook, run.plan, mine, on_event=on_event)
     return run
 
@@ -116,6 +131,9 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
     report = combined_report(runs, started, time.time())
     folder = report_folder(runs)
     path = write_run_reports(options.report_path or folder / REPORT_NAME, report, folder)
+    url = url_for_staging(runs[0].plan.playbook, folder)
+    if url is not None and options.report_path is None:  # beside the files, in the bucket
+        publish_reports(RemoteOutputs(url, folder), path)
     if options.junit:
         write_junit(options.junit, report)
     if stop.is_set():
@@ -124,8 +142,9 @@ def run_tenants(runs: Sequence[TenantRun], options: RunOptions,
 
 
 def report_folder(runs: Sequence[TenantRun]) -> Path:
-    """Where the combined report goes: the folder every tenant's output_dir lies in."""
-    return Path(os.path.commonpath([str(run.plan.output_dir) for run in runs]))
+    """Where the combined report goes: the folder every tenant's output_dir lies in (their
+    staging folders' when the outputs are in object storage)."""
+    return Path(os.path.commonpath([str(local_output_dir(run.plan)) for run in runs]))
 
 
 def combined_report(runs: Sequence[TenantRun], started: float, finished: float
@@ -145,7 +164,7 @@ def combined_report(runs: Sequence[TenantRun], started: float, finished: float
             steps.append(_stopped(name, str(run.error)))
             continue
         own = report_from_result(run.result)
-        prefix = os.path.relpath(run.plan.output_dir, folder)
+        prefix = os.path.relpath(local_output_dir(run.plan), folder)
         for step in own["steps"]:
             if step["output"] is not None and prefix != ".":
                 step["output"] = f"{Path(prefix).as_posix()}/{step['output']}"

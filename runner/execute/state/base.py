@@ -1,9 +1,7 @@
-"""The state store: what each Step of a playbook has done, kept in SQLite so a run can resume.
-
-One database file (``state.db``) and one lock file (``lock``) live in the state directory
-(by default ``.insights-runner/`` beside the playbook).  The database is in WAL mode with
-``synchronous=FULL``: a transition is durable, even across a power loss, when its method
-returns.
+"""What a state store is, whatever keeps it: the Step lifecycle, its guarded transitions,
+the records a store returns, and the migration protocol.  ``sqlite.py`` and ``postgres.py``
+implement it; both run the same statements (written for SQLite, translated for
+PostgreSQL by ``PostgresStore``), so a transition means the same thing on either.
 
 Step lifecycle (every arrow is one guarded ``UPDATE ... WHERE id = ? AND status IN (...)``
 in its own transaction; a transition from any other state raises ``TransitionError``)::
@@ -21,26 +19,26 @@ The one window where a job can be submitted twice
 -------------------------------------------------
 ``submitting()`` is committed *before* the POST and ``submitted(job_id)`` right after the
 service answers, before any polling.  If the process dies after the POST left and before
-the job id is committed (one HTTP round trip plus one SQLite commit; nothing else happens
-in between), the next run finds the Step in ``submitting``: it cannot know whether the
+the job id is committed (one HTTP round trip plus one commit; nothing else happens in
+between), the next run finds the Step in ``submitting``: it cannot know whether the
 service accepted the job, so it submits again (``submitting()`` is allowed from
 ``submitting``) and should tell the user that one job may have been submitted twice.
 Every other crash point resumes without a second submit: ``submitted``/``downloading``
 Steps are polled and downloaded again with the job id they hold.
 
 Paged queries commit ``(next token, records written, partial file size)`` once the pages
-before that token have been flushed and fsynced to the partial file (the scheduler does so
-for the first page and then every few seconds) (see ``runner.execute.outputs``); a resume
-truncates the partial file to the committed size and asks for the committed token, so no
-record is lost or written twice.  A committed token of None after the first page means the
-last page is in: the resume only has to finish the file.
+before that token have been flushed and fsynced to the partial file; a resume truncates the
+partial file to the committed size and asks for the committed token, so no record is lost
+or written twice.  A committed token of None after the first page means the last page is
+in: the resume only has to finish the file.
 
 History: ``durations`` keeps how long each Step's export job last ran (the scheduler's
 queue order and polls read it); ``clear_steps`` and requeues leave it alone.
 
-Threads: the store holds ONE connection guarded by a lock; every method takes the lock for
-its whole transaction, so the scheduler's threads may share one ``StateStore``.  SQLite
-serialises writers anyway, and these transactions are a single statement or one batch.
+Migrations: each store keeps ``schema_version`` in its ``meta`` table and a tuple of
+migrations, entry i moving the schema from version i to i + 1, each applied in its own
+transaction (never edit one that has shipped).  A store written by a newer runner is
+refused.
 
 Secrets: the store has no parameter for a token or password.  A Step's request is stored as
 JSON, and the encoder refuses a ``Secret`` (and anything that is not plain data).
@@ -49,26 +47,17 @@ JSON, and the encoder refuses a ``Secret`` (and anything that is not plain data)
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import socket
-import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
-from runner.errors import RunnerError, StateLockedError, UserError
+from runner.errors import RunnerError, UserError
 from runner.layout import STATE_DIRNAME
 from runner.secret import Secret
-
-DB_NAME = "state.db"
-LOCK_NAME = "lock"
-SCHEMA_VERSION = 2
 
 
 class StepStatus(StrEnum):
@@ -122,6 +111,7 @@ class StepState(NamedTuple):
     submitted_at: float | None
     finished_at: float | None
     updated_at: float
+    etag: str | None = None  # of the uploaded blob, when the outputs are in object storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,125 +124,18 @@ class RunRecord:
     status: RunStatus
 
 
-_STEP_COLUMNS = StepState._fields
-_RUN_COLUMNS = tuple(RunRecord.__dataclass_fields__)
+STEP_COLUMNS = StepState._fields
+RUN_COLUMNS = tuple(RunRecord.__dataclass_fields__)
 # Built from the constant column names above, never from input.
-_STEP_LIST = ", ".join(_STEP_COLUMNS)
-_STEP_SELECT = f"SELECT {_STEP_LIST} FROM steps"  # noqa: S608
+STEP_LIST = ", ".join(STEP_COLUMNS)
+_STEP_SELECT = f"SELECT {STEP_LIST} FROM steps"  # noqa: S608
 _IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
-_RUN_SELECT = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"  # noqa: S608
-
-# Each entry moves the schema from version i to i + 1; never edit one that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            playbook TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            started REAL NOT NULL,
-            finished REAL,
-            status TEXT NOT NULL)""",
-        # job_id has no declared type so an int stays an int and a string a string.
-        """CREATE TABLE steps (
-            id TEXT PRIMARY KEY NOT NULL,
-            run_id INTEGER REFERENCES runs(id),
-            task_index INTEGER NOT NULL,
-            task_name TEXT NOT NULL DEFAULT '',
-            operation TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            output TEXT,
-            format TEXT,
-            request TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending',
-            job_id,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            page_token TEXT,
-            records INTEGER NOT NULL DEFAULT 0,
-            bytes INTEGER,
-            sha256 TEXT,
-            mtime_ns INTEGER,
-            error TEXT,
-            started_at REAL,
-            submitted_at REAL,
-            finished_at REAL,
-            updated_at REAL NOT NULL) WITHOUT ROWID""",
-        "CREATE INDEX steps_status ON steps(status)",
-    ),
-    (
-        # How long each Step's export job last ran (history for the scheduler's queue
-        # order and polls).  Its own table: --fresh and requeues forget a Step's state,
-        # not how long its job takes.
-        """CREATE TABLE durations (
-            step_id TEXT PRIMARY KEY NOT NULL,
-            seconds REAL NOT NULL,
-            updated_at REAL NOT NULL) WITHOUT ROWID""",
-    ),
-)
-assert len(MIGRATIONS) == SCHEMA_VERSION
+_RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
 
 
 def default_state_dir(playbook: str | os.PathLike[str]) -> Path:
     """``.insights-runner/`` beside the playbook."""
     return Path(playbook).resolve().parent / STATE_DIRNAME
-
-
-# ------------------------------------------------------------------------------- lock
-
-
-class StateLock:
-    """An exclusive ``flock`` on ``<state dir>/lock``, with who holds it written inside.
-
-    The kernel drops a ``flock`` when its holder dies (even on SIGKILL), so a lock can never
-    go stale the way a pid file does.  It guards against a second run on the same host; on a
-    network file system ``flock`` may not be shared between hosts (keep state local).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise StateLockedError(
-                f"the state directory {self.path.parent} is in use by another run "
-                f"({holder}); wait for it to finish, or give this run another --state-dir"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            os.close(fd)  # closing the last descriptor releases the flock
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {info['pid']} on {info['host']} since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "holder unknown: it has only just started"
-
-
-# ------------------------------------------------------------------------------ store
 
 
 def _plain(value: Any) -> Any:
@@ -275,71 +158,31 @@ def request_json(request: Any) -> str:
 
 
 class StateStore:
-    """The state of one state directory.  Open with ``StateStore.open(dir)``; close when done.
+    """The state of one playbook's Steps.  Open with ``StateStore.open(location)``.
 
-    ``open`` takes the directory's lock (``StateLockedError`` if another run holds it) and
-    migrates the schema; ``open(dir, readonly=True)`` takes no lock and writes nothing, for
-    ``insights-runner status`` while a run is going.
+    ``location`` is a folder (SQLite, the default: ``state.db`` in it) or a
+    ``postgresql://`` URL (see ``runner.execute.state.open_store``).  Subclasses provide the
+    connection: ``_tx`` (one durable write transaction), ``_read`` and ``_job_param``; every
+    statement below is theirs to run.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, lock: StateLock | None,
-                 clock: Callable[[], float]) -> None:
-        self._conn = conn
-        self.path = path
-        self._lock = lock
-        self._clock = clock
-        self._mutex = threading.RLock()
+    migrations: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    shared = False  # True when several runners may use this state at once (PostgreSQL)
+    where: str = ""  # how messages name this state (a folder, or a URL without password)
+    path: Path | None = None
 
-    # -------------------------------------------------------------- opening and closing
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
 
     @classmethod
-    def open(cls, state_dir: str | os.PathLike[str], *, readonly: bool = False,
-             clock: Callable[[], float] = time.time) -> StateStore:
-        directory = Path(state_dir)
-        path = directory / DB_NAME
-        if readonly:
-            if not path.exists():
-                raise UserError(f"no state in {directory}: the playbook has not run yet")
-            conn = _connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-            store = cls(conn, path, None, clock)
-            try:
-                version = store._schema_version()
-                if version != SCHEMA_VERSION:
-                    raise UserError(f"the state in {directory} has schema version {version}; "
-                                    f"this insights-runner reads {SCHEMA_VERSION} (run it once "
-                                    "to migrate)")
-            except BaseException:
-                conn.close()
-                raise
-            return store
-        lock = StateLock(directory / LOCK_NAME)
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            ignore = directory / ".gitignore"
-            if not ignore.exists():  # state is per machine: keep it out of the user's git
-                ignore.write_text("*\n", encoding="utf-8")
-            lock.acquire()
-        except OSError as exc:
-            raise UserError(f"cannot use the state directory {directory}: {exc.strerror or exc}"
-                            " (give another with --state-dir)") from exc
-        try:
-            conn = _connect(str(path))
-            store = cls(conn, path, lock, clock)
-            try:
-                store._setup()
-            except BaseException:
-                conn.close()
-                raise
-        except BaseException:
-            lock.release()
-            raise
-        return store
+    def open(cls, location: str | os.PathLike[str], *, readonly: bool = False,
+             clock: Callable[[], float] | None = None, namespace: str = "") -> StateStore:
+        from runner.execute.state import open_store
+
+        return open_store(location, readonly=readonly, clock=clock, namespace=namespace)
 
     def close(self) -> None:
-        with self._mutex:
-            self._conn.close()
-            if self._lock is not None:
-                self._lock.release()
+        raise NotImplementedError
 
     def __enter__(self) -> StateStore:
         return self
@@ -347,69 +190,62 @@ class StateStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _setup(self) -> None:
-        try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path} is not a readable state file ({exc}); move it "
-                            "away or give another --state-dir") from exc
-        if str(mode).lower() != "wal":
-            raise UserError(f"the state file {self.path} cannot use SQLite's WAL mode here "
-                            f"(got {mode!r}); put the state directory on a local disk")
-        self._migrate()
-
-    def _schema_version(self) -> int:
-        try:
-            with self._mutex:
-                has_meta = self._conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-                ).fetchone()
-                if not has_meta:
-                    return 0
-                row = self._conn.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path} is not a readable state file ({exc}); move it away "
-                            "or give another --state-dir") from exc
-        return int(row[0]) if row else 0
-
-    def _migrate(self) -> None:
-        version = self._schema_version()
-        if version > SCHEMA_VERSION:
-            raise UserError(f"the state in {self.path.parent} was written by a newer "
-                            f"insights-runner (schema {version}, this one knows "
-                            f"{SCHEMA_VERSION}); upgrade, or give another --state-dir")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as conn:
-                for statement in MIGRATIONS[target - 1]:
-                    conn.execute(statement)
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) "
-                             "VALUES ('schema_version', ?)", (str(target),))
+    # ------------------------------------------------------------- backend primitives
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed (durably) before the caller goes on."""
-        with self._mutex:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise RunnerError(f"the state store {self.path} failed: {exc}") from exc
+    def _tx(self) -> Iterator[Any]:
+        """One write transaction (an object with ``execute``/``executemany``), committed
+        durably before the caller goes on."""
+        raise NotImplementedError
+        yield
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._mutex:
-            try:
-                return self._conn.execute(sql, tuple(params)).fetchall()
-            except sqlite3.Error as exc:
-                raise RunnerError(f"the state store {self.path} failed: {exc}") from exc
+        raise NotImplementedError
+
+    def _job_param(self, job_id: int | str) -> Any:
+        return job_id
+
+    # --------------------------------------------------------------------- migrations
+
+    def _schema_version(self) -> int:
+        """The stored version, read outside any transaction (0 for an empty store)."""
+        raise NotImplementedError
+
+    def _version_in(self, conn: Any) -> int:
+        """The stored version, read inside the migration's transaction."""
+        raise NotImplementedError
+
+    def _lock_schema(self, conn: Any) -> None:
+        """Keep other processes from migrating at the same time (inside the transaction)."""
+
+    def _migrate(self) -> None:
+        """Upgrade step by step: one transaction per version, so a crash between two
+        leaves a valid older schema that the next open goes on from."""
+        newest = len(self.migrations)
+        while True:
+            with self._tx() as conn:
+                self._lock_schema(conn)
+                version = self._version_in(conn)
+                if version > newest:
+                    raise UserError(f"the state in {self.where} was written by a newer "
+                                    f"insights-runner (schema {version}, this one knows "
+                                    f"{newest}); upgrade, or give another --state")
+                if version == newest:
+                    return
+                for statement in self.migrations[version]:
+                    conn.execute(statement)
+                self._set_version(conn, version + 1)
+
+    def _set_version(self, conn: Any, version: int) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
+
+    def _check_readable_version(self) -> None:
+        version = self._schema_version()
+        if version != len(self.migrations):
+            raise UserError(f"the state in {self.where} has schema version {version}; "
+                            f"this insights-runner reads {len(self.migrations)} (run it once "
+                            "to migrate)")
 
     # ---------------------------------------------------------------------------- runs
 
@@ -417,17 +253,20 @@ class StateStore:
         """Record a new run and return its id.  A run still marked running has crashed."""
         now = self._clock()
         with self._tx() as conn:
-            conn.execute("UPDATE runs SET status = ?, finished = ? WHERE status = ?",
-                         (RunStatus.CRASHED, now, RunStatus.RUNNING))
+            self._mark_crashed(conn, now)
             cursor = conn.execute(
-                "INSERT INTO runs (playbook, fingerprint, started, status) VALUES (?, ?, ?, ?)",
-                (os.fspath(playbook), fingerprint, now, RunStatus.RUNNING))
-            return int(cursor.lastrowid or 0)
+                "INSERT INTO runs (playbook, fingerprint, started, status) VALUES (?, ?, ?, ?) "
+                "RETURNING id", (os.fspath(playbook), fingerprint, now, RunStatus.RUNNING.value))
+            return int(cursor.fetchone()[0])
+
+    def _mark_crashed(self, conn: Any, now: float) -> None:
+        conn.execute("UPDATE runs SET status = ?, finished = ? WHERE status = ?",
+                     (RunStatus.CRASHED.value, now, RunStatus.RUNNING.value))
 
     def finish_run(self, run_id: int, status: RunStatus | str) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?",
-                         (RunStatus(status), self._clock(), run_id))
+                         (RunStatus(status).value, self._clock(), run_id))
 
     def run(self, run_id: int) -> RunRecord:
         rows = self._read(_RUN_SELECT + " WHERE id = ?", (run_id,))
@@ -460,12 +299,14 @@ class StateStore:
         # encoding it again, the most of a re-run's cost here (capped lists of e-mails).
         known = self._known_ids(str(step.id) for step in steps)
         rows = [_step_row(step, run_id, now, encode=str(step.id) not in known) for step in steps]
+        if not rows:
+            return
         with self._tx() as conn:
             conn.executemany(
                 "UPDATE steps SET status = 'pending', job_id = NULL, page_token = NULL, "
-                "records = 0, bytes = NULL, sha256 = NULL, mtime_ns = NULL, error = NULL, "
-                "attempts = 0, started_at = NULL, submitted_at = NULL, finished_at = NULL "
-                "WHERE id = ? AND format IS NOT ?",
+                "records = 0, bytes = NULL, sha256 = NULL, mtime_ns = NULL, etag = NULL, "
+                "error = NULL, attempts = 0, started_at = NULL, submitted_at = NULL, "
+                "finished_at = NULL WHERE id = ? AND format IS NOT ?",
                 [(row[0], row[7]) for row in rows])
             conn.executemany(
                 "INSERT INTO steps (id, run_id, task_index, task_name, operation, kind, output,"
@@ -529,20 +370,20 @@ class StateStore:
             cursor = conn.execute(
                 "UPDATE steps SET status = 'pending', attempts = 0, job_id = NULL, "
                 "page_token = NULL, records = 0, bytes = NULL, sha256 = NULL, mtime_ns = NULL, "
-                "started_at = NULL, submitted_at = NULL, finished_at = NULL, updated_at = ? "
-                "WHERE status = 'failed'", (self._clock(),))
-            return cursor.rowcount
+                "etag = NULL, started_at = NULL, submitted_at = NULL, finished_at = NULL, "
+                "updated_at = ? WHERE status = 'failed'", (self._clock(),))
+            return int(cursor.rowcount)
 
     def clear_steps(self, playbook: str | os.PathLike[str] | None = None) -> int:
         """``--fresh``: forget the state of the Steps last run by ``playbook`` (of every
-        Step when None).  Other playbooks sharing the state directory keep theirs, and
-        files (the user's, or partial) are kept."""
+        Step when None).  Other playbooks sharing the state keep theirs, and files (the
+        user's, or partial) are kept."""
         with self._tx() as conn:
             if playbook is None:
-                return conn.execute("DELETE FROM steps").rowcount
-            return conn.execute(
+                return int(conn.execute("DELETE FROM steps").rowcount)
+            return int(conn.execute(
                 "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE playbook = ?)",
-                (os.fspath(playbook),)).rowcount
+                (os.fspath(playbook),)).rowcount)
 
     # ------------------------------------------------------------ job durations (history)
 
@@ -563,8 +404,9 @@ class StateStore:
             raise ValueError(f"durations are numbers of seconds >= 0: {dict(seconds)!r}")
         now = self._clock()
         with self._tx() as conn:
-            conn.executemany("INSERT OR REPLACE INTO durations (step_id, seconds, updated_at) "
-                             "VALUES (?, ?, ?)",
+            conn.executemany("INSERT INTO durations (step_id, seconds, updated_at) "
+                             "VALUES (?, ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
+                             "seconds = excluded.seconds, updated_at = excluded.updated_at",
                              [(step_id, float(value), now) for step_id, value in seconds.items()])
 
     # ------------------------------------------------------------------ transitions
@@ -581,7 +423,8 @@ class StateStore:
         if not isinstance(job_id, (int, str)) or isinstance(job_id, bool) or job_id == "":
             raise TypeError(f"a job id is an int or a non-empty string, not {job_id!r}")
         return self._move(step_id, {S.SUBMITTING}, S.SUBMITTED,
-                          "job_id = :job_id, submitted_at = :now", job_id=job_id)
+                          "job_id = :job_id, submitted_at = :now",
+                          job_id=self._job_param(job_id))
 
     def downloading(self, step_id: str) -> StepState:
         """The job finished well; from ``downloading`` too, to download again."""
@@ -604,15 +447,17 @@ class StateStore:
                           token=token, records=records, bytes=partial_bytes)
 
     def succeeded(self, step_id: str, *, bytes: int, sha256: str,
-                  mtime_ns: int | None = None, records: int | None = None) -> StepState:
-        """The Step's file is in place, whole and verified."""
+                  mtime_ns: int | None = None, records: int | None = None,
+                  etag: str | None = None) -> StepState:
+        """The Step's file is in place, whole and verified (and uploaded, with ``etag``)."""
         if len(sha256) != 64:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         return self._move(step_id, {S.DOWNLOADING, S.PAGING}, S.SUCCEEDED,
                           "bytes = :bytes, sha256 = :sha256, mtime_ns = :mtime_ns, "
                           "records = COALESCE(:records, records), page_token = NULL, "
-                          "error = NULL, finished_at = :now",
-                          bytes=bytes, sha256=sha256, mtime_ns=mtime_ns, records=records)
+                          "etag = :etag, error = NULL, finished_at = :now",
+                          bytes=bytes, sha256=sha256, mtime_ns=mtime_ns, records=records,
+                          etag=etag)
 
     def failed(self, step_id: str, error: str) -> StepState:
         """The Step gave up (its retries are spent, or the error is not transient)."""
@@ -625,23 +470,22 @@ class StateStore:
         matches.  ``error`` (why) is kept for the report; attempts are kept unless reset."""
         return self._move(step_id, {*ACTIVE, S.FAILED, S.SUCCEEDED}, S.PENDING,
                           "job_id = NULL, page_token = NULL, records = 0, bytes = NULL, "
-                          "sha256 = NULL, mtime_ns = NULL, finished_at = NULL, "
+                          "sha256 = NULL, mtime_ns = NULL, etag = NULL, finished_at = NULL, "
                           "error = :error, attempts = CASE WHEN :reset THEN 0 ELSE attempts END",
                           error=None if error is None else _error_text(error),
                           reset=reset_attempts)
 
     def _move(self, step_id: str, allowed: set[StepStatus], new: StepStatus, sets: str,
               **params: Any) -> StepState:
-        params.update(id=step_id, new=new, now=self._clock())
+        params.update(id=step_id, new=new.value, now=self._clock())
         names = [f"from{i}" for i in range(len(allowed))]
         params.update(zip(names, (status.value for status in sorted(allowed)), strict=True))
         assignments = "status = :new, updated_at = :now" + (f", {sets}" if sets else "")
         # Every piece of this statement is a constant of this module; values are :named.
         sql = (f"UPDATE steps SET {assignments} WHERE id = :id AND "  # noqa: S608
-               f"status IN ({', '.join(':' + n for n in names)}) RETURNING {_STEP_LIST}")
+               f"status IN ({', '.join(':' + n for n in names)}) RETURNING {STEP_LIST}")
         with self._tx() as conn:
-            cursor = conn.execute(sql, params)
-            rows = cursor.fetchall()  # drain the statement before COMMIT
+            rows = conn.execute(sql, params).fetchall()  # drained before COMMIT
             if not rows:
                 current = conn.execute("SELECT status FROM steps WHERE id = ?",
                                        (step_id,)).fetchone()
@@ -650,17 +494,19 @@ class StateStore:
                                       f"(allowed from {', '.join(sorted(allowed))})")
         return _step(rows[0])
 
+    # ------------------------------------------ sharing (a no-op for a private store)
 
-# --------------------------------------------------------------------------- helpers
+    def acquire_slot(self, tenant: str, step_id: str, limit: int) -> bool:
+        """Lease one of ``tenant``'s export slots for ``step_id``; False when all are held.
+        A private store (SQLite, one run at a time) has nothing to share: always True."""
+        return True
+
+    def release_slot(self, tenant: str, step_id: str) -> None:
+        """The job of ``step_id`` ended: its slot is free for any runner."""
 
 
-def _connect(database: str, uri: bool = False) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(database, uri=uri, isolation_level=None,
-                               check_same_thread=False, timeout=30.0)
-    except sqlite3.Error as exc:
-        raise UserError(f"cannot open the state file {database}: {exc}") from exc
-    return conn
+def store_error(where: str, exc: object) -> RunnerError:
+    return RunnerError(f"the state store {where} failed: {exc}")
 
 
 def _step_row(step: Any, run_id: int, now: float, encode: bool = True) -> tuple[Any, ...]:
@@ -675,7 +521,7 @@ def _step_row(step: Any, run_id: int, now: float, encode: bool = True) -> tuple[
     )
 
 
-_STATUS_AT = _STEP_COLUMNS.index("status")
+_STATUS_AT = STEP_COLUMNS.index("status")
 _STATUSES = {status.value: status for status in StepStatus}
 
 
@@ -685,7 +531,7 @@ def _step(row: tuple[Any, ...]) -> StepState:
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
-    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    values = dict(zip(RUN_COLUMNS, row, strict=True))
     values["status"] = RunStatus(values["status"])
     return RunRecord(**values)
 
