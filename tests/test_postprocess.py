@@ -115,7 +115,8 @@ def test_a_zip_slip_archive_from_the_service_is_refused_and_nothing_lands_outsid
     assert "Traceback" not in result.stderr
     left = {f for f in files_under(tmp_path) if "/.insights-runner/" not in f}
     assert left - {"work/playbook.yml"} <= {
-        "work/reports/sites/permissions.zip", "work/reports/run-report.json"}
+        "work/reports/sites/permissions.zip", "work/reports/run-report.json",
+        "work/reports/run-report.html"}
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".xlsx")]
     assert {p for p in set(TMP.iterdir()) - before_tmp if p.suffix == ".xlsx"} == set()
 
