@@ -70,8 +70,10 @@ class Faults:
         digest = hashlib.blake2b(f"{self.seed}:{kind}:{number}".encode(), digest_size=8).digest()
         return struct.unpack(">Q", digest)[0] / 2**64
 
-    def request_fault(self, number: int, download: bool) -> str | None:
-        """The fault the ``number``-th request meets, if any."""
+    def request_fault(self, number: int, download: int = 0) -> str | None:
+        """The fault the ``number``-th request meets, if any.  ``download`` is the request's
+        ordinal among the file downloads (0 for any other request): which downloads are cut
+        is drawn from it, so it does not hang on how many polls came before them."""
         if self.draw(EXPIRE_TOKEN, number) < self.token_early_expiry_rate:
             return EXPIRE_TOKEN
         if self.draw(DROP, number) < self.drop_rate:
@@ -80,7 +82,7 @@ class Faults:
             return RATE_LIMIT
         if self.draw(ERROR, number) < self.error_rate:
             return ERROR
-        if download and self.draw(TRUNCATE, number) < self.truncate_rate:
+        if download and self.draw(TRUNCATE, download) < self.truncate_rate:
             return TRUNCATE
         return None
 

@@ -100,6 +100,7 @@ class Service:
                        config.export_bytes)
         self.api_v2 = ApiV2(self.tenant, self.google, self.jobs, self.api)
         self._numbers = itertools.count(1)
+        self._download_numbers = itertools.count(1)  # truncation is drawn per download
         self._number_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -231,7 +232,8 @@ class Service:
             return None, 0
         with self._number_lock:
             number = next(self._numbers)
-        return self.faults.request_fault(number, download), number
+            download_number = next(self._download_numbers) if download else 0
+        return self.faults.request_fault(number, download_number), number
 
     def _fault_response(self, fault: str, number: int) -> Response:
         if fault == fault_kinds.RATE_LIMIT:
