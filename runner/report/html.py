@@ -42,8 +42,8 @@ dl.facts dt{color:#666}dl.facts dd{margin:0;word-break:break-all}
 .card span{color:#666;font-size:12px}.card.bad{border-color:#c62828}.card.bad b{color:#c62828}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #e0e0e0;padding:4px 6px;text-align:left;vertical-align:top}
-table.task{table-layout:fixed}table.task th:first-child{width:30%}
-table.task th:nth-child(2){width:12%}table.task th:last-child{width:30%}
+table.task{table-layout:fixed}table.task th:first-child{width:26%}
+table.task th:nth-child(2){width:11%}table.task th:last-child{width:20%}
 th{background:#f0f0f0}td.num{text-align:right;white-space:nowrap}
 td.err,pre{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;
  font-size:12px;margin:0}
