@@ -36,6 +36,21 @@ class ApiError(Exception):
         self.message = message
 
 
+def json_body(request: Request) -> dict[str, Any]:
+    """A request's JSON object body, or the 400 the service gives for anything else."""
+    if not request.mimetype.endswith("json"):
+        raise BadRequest(f"Unsupported content type '{request.mimetype}': send "
+                         f"application/json.", "$", binding=True)
+    try:
+        body = json.loads(request.get_data() or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}", "$", binding=True) \
+            from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", "$", binding=True)
+    return body
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status,
                     mimetype="application/json", headers=headers)

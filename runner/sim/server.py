@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import secrets
 import socket
 import ssl
@@ -28,7 +27,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from runner import catalog
 from runner.sim import faults as fault_kinds
-from runner.sim.api import Api, ApiError, error_response, json_response, problem_response
+from runner.sim.api import (
+    Api,
+    ApiError,
+    error_response,
+    json_body,
+    json_response,
+    problem_response,
+)
 from runner.sim.credentials import Credentials, write, write_tls
 from runner.sim.drift import tenant_for
 from runner.sim.faults import Faults
@@ -212,17 +218,7 @@ class Service:
     def _body(request: Request, op: catalog.Operation) -> dict[str, Any]:
         if op.method == "GET":
             return {k: v for k, v in request.args.items()}
-        if not request.mimetype.endswith("json"):
-            raise BadRequest(f"Unsupported content type '{request.mimetype}': send "
-                             f"application/json.", "$", binding=True)
-        try:
-            body = json.loads(request.get_data() or b"null")
-        except ValueError as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}", "$",
-                             binding=True) from None
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.", "$", binding=True)
-        return body
+        return json_body(request)
 
     # -------------------------------------------------------------------- faults
 

@@ -32,7 +32,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from runner import catalog
 from runner.catalog import ApiEnum, Operation
-from runner.sim.api import Api, ApiError, json_response, problem_response
+from runner.sim.api import Api, ApiError, json_body, json_response, problem_response
 from runner.sim.fields import BadRequest, read
 from runner.sim.google import GoogleTenant
 from runner.sim.jobs import Job, JobBook, SlotsFull
@@ -103,7 +103,7 @@ class ApiV2:
         lists = {f.api.lower() for f in op.fields
                  if f.kind in ("string_list", "enum_list", "filters")}
         if op.method == "POST":
-            given.update(_json_body(request))
+            given.update(json_body(request))
         else:
             for key in request.args:
                 many = request.args.getlist(key)
@@ -252,19 +252,6 @@ def _code(enum: ApiEnum, value: Any) -> Any:
             return member.code
     return value
 
-
-def _json_body(request: Request) -> dict[str, Any]:
-    if not request.mimetype.endswith("json"):
-        raise BadRequest(f"Unsupported content type '{request.mimetype}': send "
-                         f"application/json.", "$", binding=True)
-    try:
-        body = json.loads(request.get_data() or b"null")
-    except ValueError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}", "$", binding=True) \
-            from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", "$", binding=True)
-    return body
 
 
 # The sharing-link summary's nextLink looks like the Cosmos DB continuation of the DOC
