@@ -118,3 +118,50 @@ def test_serve_says_it_serves_a_drifted_tenant(tmp_path):
     finally:
         stop(process)
     assert process.returncode == 0
+
+
+def test_serve_takes_the_client_secret_from_the_environment_and_a_slot_limit(tmp_path):
+    import os
+
+    from runner import catalog
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "sim", "serve", "--port", "0", "--out",
+         str(tmp_path / "creds"), "--client-secret-env", "SIM_SECRET", "--max-exports", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SIM_SECRET": "s3cret-of-the-rehearsal"})
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            break
+    text = "\n".join(lines)
+    try:
+        assert "s3cret-of-the-rehearsal" not in text
+        assert "  Client secret: from $SIM_SECRET" in text.splitlines()
+        assert field(text, "Export slots") == "2"
+        identity = field(text, "Identity URL")
+        disco = requests.get(f"{identity}/.well-known/openid-configuration", timeout=5).json()
+        form = {"grant_type": "client_credentials", "client_id": field(text, "Client ID"),
+                "scope": catalog.SCOPE}
+        good = requests.post(disco["token_endpoint"], timeout=5,
+                             data={**form, "client_secret": "s3cret-of-the-rehearsal"})
+        assert good.status_code == 200, good.text
+        bad = requests.post(disco["token_endpoint"], timeout=5,
+                            data={**form, "client_secret": "guess"})
+        assert bad.status_code in (400, 401)
+    finally:
+        stop(process)
+    assert process.returncode == 0
+
+
+def test_an_unset_client_secret_variable_is_a_clear_error(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SIM_SECRET_UNSET"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "sim", "serve", "--port", "0",
+         "--client-secret-env", "SIM_SECRET_UNSET"],
+        capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 2
+    assert "SIM_SECRET_UNSET" in result.stderr and "Traceback" not in result.stderr

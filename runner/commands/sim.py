@@ -7,6 +7,7 @@ and ``Faults`` (see README, "The simulator").
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from pathlib import Path
@@ -59,6 +60,13 @@ def sim() -> None:
 @click.option("--drift", default=0, show_default=True, type=click.IntRange(0, None),
               help="Serve the tenant some time later: N>0 adds anyone-links, removes users "
                    "and raises the risk of some objects, the same for the same N (0: none).")
+@click.option("--max-exports", default=None, type=click.IntRange(1, None),
+              help="Export jobs a tenant may have in progress at once (default: the "
+                   "service's 5); the next one is refused as the service refuses it.")
+@click.option("--client-secret-env", metavar="NAME",
+              help="Take the app's client secret (the Graph API's client-secret flow) from "
+                   "this environment variable, so it is never on a command line; default: "
+                   "a random one, printed below.")
 @click.option("--token-lifetime", default=3600.0, show_default=True,
               type=click.FloatRange(1, None), help="Access-token lifetime in seconds.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -99,7 +107,8 @@ def sim() -> None:
               help="Export files named '../../...' with zip members that climb out of the "
                    "folder or are absolute (to test a client's safe extraction).")
 def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tuple[float, float],
-          drift: int, token_lifetime: float,
+          drift: int, max_exports: int | None, client_secret_env: str | None,
+          token_lifetime: float,
           out: Path | None, tls: bool, log_path: Path | None, fault_seed: int,
           fault_error_rate: float,
           fault_status_codes: tuple[int, ...], fault_rate_limit_rate: float,
@@ -109,7 +118,16 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
           fault_slow_job_factor: float, fault_token_early_expiry_rate: float,
           fault_identity: bool, fault_hostile_names: bool) -> None:
     """Serve the identity service and every Insights endpoint over a synthetic tenant."""
+    import os
+
     from runner.sim import Faults, SimConfig, Simulator
+
+    client_secret = None
+    if client_secret_env is not None:
+        client_secret = os.environ.get(client_secret_env)
+        if not client_secret:
+            raise UserError(f"--client-secret-env {client_secret_env}: that environment "
+                            "variable is not set or empty")
 
     faults = Faults(
         seed=fault_seed, error_rate=fault_error_rate,
@@ -123,7 +141,9 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
     config = SimConfig(seed=seed, scale=scale, job_seconds=job_seconds,
                        token_lifetime=token_lifetime, faults=faults, credentials_dir=out,
                        host=host, port=port, log_path=log_path, fresh_certificate=True,
-                       tls=tls, drift=drift)
+                       tls=tls, drift=drift, client_secret=client_secret)
+    if max_exports is not None:
+        config = dataclasses.replace(config, max_exports=max_exports)
     simulator = Simulator(config)
     try:
         simulator.start()
@@ -132,7 +152,7 @@ def serve(host: str, port: int, seed: int, scale: str, job_seconds: float | tupl
     # `docker stop` and CI runners send SIGTERM: stop as cleanly as on Ctrl-C.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _announce(simulator, faults.any)
+        _announce(simulator, faults.any, client_secret_env)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -146,7 +166,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _announce(simulator, faulty: bool) -> None:
+def _announce(simulator, faulty: bool, client_secret_env: str | None) -> None:
     creds = simulator.credentials
     cfg = simulator.config
     scale = cfg.scale if isinstance(cfg.scale, str) else "custom"
@@ -160,6 +180,10 @@ def _announce(simulator, faulty: bool) -> None:
         f"  .pfx password: {creds.pfx_password}",
         f"  PEM files:     {creds.cert_pem_path}  {creds.key_pem_path}",
         f"  Thumbprint:    {creds.thumbprint}",
+        # A simulator's secret, like its .pfx password: printed unless the user chose it.
+        f"  Client secret: "
+        f"{f'from ${client_secret_env}' if client_secret_env else simulator.client_secret}",
+        f"  Export slots:  {cfg.max_exports}",
         f"  Faults:        {'on' if faulty else 'off'}",
         *([f"  TLS CA bundle: {simulator.ca_bundle}  (export REQUESTS_CA_BUNDLE=...)"]
           if simulator.ca_bundle else []),
