@@ -240,6 +240,7 @@ def test_the_link_summary_next_link_is_an_opaque_json_string(sim, sim_auth):
                                                  "pageSize": 1, "nextLink": first["nextLink"]})
     assert again.status_code == 400  # a token of another query
     assert again.json()["values"] is None and again.json()["status"] == 400
+    assert "pass the nextLink of the previous page" in again.json()["message"]
 
 
 def test_set_tag_changes_later_results_on_both_generations(sim, sim_auth):

@@ -106,7 +106,8 @@ class Api:
         query = query_hash(op.name, values)
         cursor = None
         if values.get("token"):
-            cursor = self.tokens.decode(values["token"], query, op.token_field or "token")
+            cursor = self.tokens.decode(values["token"], query, op.token_field or "token",
+                                        op.next_keys[0])
         return token_page(walk(cursor), values["page_size"], self.tokens, query)
 
     def _sites(self, urls: list[str] | None) -> list[int] | range:

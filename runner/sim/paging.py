@@ -41,8 +41,8 @@ class Tokens:
         mac = hmac.new(self._key, body, "sha256").digest()[:_MAC_BYTES]
         return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
 
-    def decode(self, token: str, query: str, field: str) -> Cursor:
-        refused = BadRequest(f"The {field} is not valid for this query: pass the nextToken of "
+    def decode(self, token: str, query: str, field: str, answer: str = "nextToken") -> Cursor:
+        refused = BadRequest(f"The {field} is not valid for this query: pass the {answer} of "
                              f"the previous page of the same request.", field)
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
