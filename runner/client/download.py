@@ -172,9 +172,11 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
             if total is not None and written == total:
                 break  # an earlier answer gave the size, and every byte is here
             spliced = spliced or written > 0
-            headers = (
-                {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
-            )
+            # identity: the bytes as they are on the server, so a Range counts those bytes
+            # and the body can be read straight into the buffers (``_body``)
+            headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+            if written:
+                headers["Range"] = f"bytes={written}-"
             response = transport.request(
                 "GET",
                 url,
