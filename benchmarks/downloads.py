@@ -20,6 +20,7 @@ same figures without the disk, so what the client's CPU allows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,22 +104,14 @@ def download_figures(work: Path, mib: int, row: Callable[..., None], *, rounds: 
     """Rows for the disk (files under ``work``) and, where /dev/shm is a tmpfs, for memory
     (the same without the disk: what the client's CPU allows)."""
     print(f"downloads: {mib} MiB, {rounds} rounds", file=sys.stderr)
-    server = subprocess.Popen([sys.executable, __file__, "--child-sim", str(mib)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        spec = json.loads(server.stdout.readline())
-        places = [("", work)]
-        if " /dev/shm tmpfs " in Path("/proc/mounts").read_text():
-            places.append((" to tmpfs", Path("/dev/shm")))
+    places = [("", work)]
+    if " /dev/shm tmpfs " in Path("/proc/mounts").read_text():
+        places.append((" to tmpfs", Path("/dev/shm")))
+    with served(mib) as (server, spec):
         for label, place in places:
             with tempfile.TemporaryDirectory(prefix="insights-bench-", dir=place) as folder:
-                runs, disk = _rounds(Path(folder), server.pid, spec, mib, rounds, against)
+                runs, disk = _rounds(Path(folder), server, spec, mib, rounds, against)
             _rows(row, runs, disk, mib, label)
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        server.wait(timeout=30)
 
 
 def _rounds(dest: Path, server: int, spec: dict, mib: int, rounds: int,
@@ -197,6 +190,86 @@ def _rows(row: Callable[..., None], runs: dict[str, list], disk: list[float], mi
         f"{ours / written:.2f}")
 
 
+@contextlib.contextmanager
+def served(mib: int) -> Iterator[tuple[int, dict[str, str]]]:
+    """A simulator in a process of its own serving a finished ``mib`` MiB export: its pid
+    and what the parties need to fetch it (``serve``)."""
+    server = subprocess.Popen([sys.executable, __file__, "--child-sim", str(mib)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.pid, json.loads(server.stdout.readline())
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=30)
+
+
+def _cpu(work: Callable[[], object]) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+def _fetch_body(spec: dict[str, str], write: int | None) -> None:
+    """The export's body read as the runner reads it (into a ring), written to ``write``."""
+    import requests
+
+    from runner.client.download import _body, _Ring
+
+    headers = {"Authorization": f"Bearer {spec['bearer']}", "Accept-Encoding": "identity"}
+    with requests.get(spec["url"], headers=headers, stream=True, timeout=60) as response:
+        for chunk in _body(response, _Ring(1 << 20, 4)):
+            if write is not None:
+                os.write(write, chunk)
+
+
+def stage_figures(work: Path, mib: int, row: Callable[..., None]) -> None:
+    """Where the runner's time goes, per stage, in this process (``time.process_time``): the
+    body read into the ring; read and written; sha256 and CRC-32 over as many bytes; and
+    the fixed cost of a whole process that downloads a 1 MiB export."""
+    import hashlib
+    import zlib
+
+    from run_all import checked, child
+    from zlib_ng import zlib_ng
+
+    per_gib = 1024 / mib
+    with served(mib) as (_, spec):
+        read = _cpu(lambda: _fetch_body(spec, None))
+        row("stage: body read into the ring", f"{read * per_gib:.2f} s",
+            "CPU per GiB: readinto from http.client (under urllib3)")
+        for label, place in (("disk", work), ("tmpfs", Path("/dev/shm"))):
+            target = place / f"stage-{os.getpid()}.bin"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                seconds = _cpu(lambda: _fetch_body(spec, fd))  # noqa: B023 - called at once
+            finally:
+                os.close(fd)
+                target.unlink()
+            row(f"stage: body read and written ({label})", f"{seconds * per_gib:.2f} s",
+                "CPU per GiB: the main thread's work (no fsync)")
+    block = memoryview(os.urandom(1 << 20))
+    digest = hashlib.sha256()
+    sha = _cpu(lambda: [digest.update(block) for _ in range(mib)])
+    row("stage: sha256", f"{sha * per_gib:.2f} s",
+        "CPU per GiB: OpenSSL's, 1 MiB pieces (the checking thread)")
+    for name, crc32 in (("zlib-ng", zlib_ng.crc32), ("zlib", zlib.crc32)):
+        crc = _cpu(lambda: [crc32(block) for _ in range(mib)])  # noqa: B023 - called at once
+        row(f"stage: CRC-32, {name}", f"{crc * per_gib:.2f} s", "CPU per GiB, 1 MiB pieces")
+    with served(1) as (_, spec):
+        env = {**os.environ, PASSWORD_VAR: spec["password"], "BENCH_SIM": json.dumps(spec)}
+        argv = [sys.executable, __file__, "--child-download", spec["job"], str(work / "1.zip")]
+        runs = []
+        for _ in range(3):
+            runs.append(checked(child(argv, env=env), "the runner's download"))
+            (work / "1.zip").unlink()
+    row("fixed cost: a whole process downloading 1 MiB",
+        f"{statistics.median(r.cpu for r in runs):.2f} s CPU",
+        f"wall {statistics.median(r.wall for r in runs):.2f} s (median of 3): interpreter, "
+        "imports, .pfx, token, request, fsync, rename")
+
+
 def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["--root"]:  # a child of another checkout (--against)
@@ -212,6 +285,8 @@ def main() -> int:
     parser.add_argument("--export-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", type=Path, help="another checkout's runner, side by side")
+    parser.add_argument("--stages", action="store_true",
+                        help="also the CPU of each stage, measured in this process")
     options = parser.parse_args(argv)
     rows: list[tuple[str, str, str]] = []
 
@@ -223,6 +298,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="insights-bench-") as directory:
         download_figures(Path(directory), options.export_mib, row, rounds=options.rounds,
                          against=options.against)
+        if options.stages:
+            stage_figures(Path(directory), options.export_mib, row)
     print(f"\nDownloads ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, load average {load:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after):\n")
