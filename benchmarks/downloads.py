@@ -179,7 +179,7 @@ def _rows(row: Callable[..., None], runs: dict[str, list], disk: list[float], mi
         row(f"{name}, curl (same URL)", f"{rate('curl'):,.0f} MiB/s",
             f"{costs('curl')}; runner/curl {ours / rate('curl'):.2f} (goal >= 0.9)")
         row(f"{name}, curl + sync (same URL)", f"{rate('curl + sync'):,.0f} MiB/s",
-            f"curl, then `sync FILE` (on disk, as the runner's fsync); "
+            f"curl, then `sync FILE` (durable, as the runner's fsync); "
             f"{costs('curl + sync', peak=False)}; runner/this {ours / rate('curl + sync'):.2f}")
     else:
         row("download, curl", "n/a", "curl is not installed")
