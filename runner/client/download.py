@@ -348,7 +348,10 @@ class _WriteBack:
             return
         end = written - written % self.WINDOW
         start = max(0, self._done - self.WINDOW)  # the window before: written back by now
-        self._advise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        try:
+            self._advise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        except OSError:  # only advice: a file system that refuses it is written all the same
+            self._advise = None
         self._done = end
 
 
