@@ -18,7 +18,7 @@
     .venv/bin/python benchmarks/run_all.py [--records 1000000] [--small 10000]
         [--users 200000] [--export-mib 1024] [--skip records,plan,startup,download]
 
-Takes about 6 minutes on 2 cores; the simulator (one Python process serving ~10,000
+Takes about 8 minutes on 2 cores; the simulator (one Python process serving ~10,000
 records/s) is the slowest party in the paged figures.
 """
 
