@@ -11,8 +11,7 @@ import click
 
 from runner import regions as data_centers
 from runner.errors import PlaybookError
-from runner.plan import Plan, Step, thaw
-from runner.schema import schema_json
+from runner.steps import Plan, Step, thaw
 
 _EXTRA_VARS = click.option(
     "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
@@ -146,6 +145,8 @@ def schema(inventory: bool) -> None:
 
         click.echo(inventory_schema(), nl=False)
         return
+    from runner.schema import schema_json
+
     click.echo(schema_json(), nl=False)
 
 
