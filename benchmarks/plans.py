@@ -135,19 +135,33 @@ def child_run(playbook: str, profile: str) -> int:
     from runner.plan import compile_plan
 
     cpu = time.process_time()
-    profiler = None
-    if profile:
+    profilers = []
+    if profile:  # every thread's own CPU (the workers download), merged at the end
         import cProfile
+        import pstats
 
-        profiler = cProfile.Profile(time.process_time)
-        profiler.enable()
+        from runner.execute.scheduler import Scheduler
+
+        work = Scheduler._worker
+
+        def profiled(self: Any) -> None:
+            profiler = cProfile.Profile(time.thread_time)
+            profilers.append(profiler)
+            profiler.runcall(work, self)
+
+        Scheduler._worker = profiled  # type: ignore[method-assign]
+        profilers.append(cProfile.Profile(time.thread_time))
+        profilers[-1].enable()
     loaded = load_playbook(playbook)
     plan = compile_plan(loaded)
     poll = PollPolicy(floor=0.01, ceiling=1.0, fraction=0.03)
     result = run_plan(loaded, plan, RunOptions(poll=poll))
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(profile)
+    if profilers:
+        profilers[0].disable()
+        stats = pstats.Stats(profilers[0])
+        for other in profilers[1:]:
+            stats.add(other)
+        stats.dump_stats(profile)
     print(json.dumps({"cpu": time.process_time() - cpu}))  # after the imports
     return result.exit_code
 
@@ -180,6 +194,38 @@ def compile_and_register(playbook: Path, users: int) -> tuple[float, float, floa
     return compiled, registered, restamped, len(steps)
 
 
+def compile_figures(playbook: Path, users: int, env: dict[str, str]) -> None:
+    argv = [sys.executable, __file__, "--child-compile", str(playbook), str(users)]
+    measured = checked(child(argv, env=env), "compile and register")
+    compiled, registered, restamped, count = json.loads(measured.stdout.splitlines()[-1])
+    row(f"compile, {users:,} registered users -> {count:,} Steps", f"{compiled:.2f} s",
+        f"load + validate + compile, then the deferred task; goal <= {GOALS['compile']:g} s")
+    row(f"register {count:,} Steps in a new state", f"{registered:.2f} s",
+        f"one transaction; again (a re-run's restamp) {restamped:.2f} s; goal <= "
+        f"{GOALS['register']:g} s; peak RSS of compile + register {measured.peak_mib:.0f} MiB")
+
+
+def compile_only(work: Path, users: int) -> None:
+    """Compile and register ``users`` Steps without running them: the users come from a
+    run of the Users task alone."""
+    print(f"{users:,} users on v2: compile and register only", file=sys.stderr, flush=True)
+    sim = SimProcess(users)
+    try:
+        playbook = write_playbook(work / f"compile-{users}", sim.spec)
+        document = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+        users_only = playbook.with_name("users.yml")
+        users_only.write_text(yaml.safe_dump({**document, "tasks": document["tasks"][:1]},
+                                             sort_keys=False), encoding="utf-8")
+        fetched = checked(child([sys.executable, "-m", "runner", "run", str(users_only), "-q"],
+                                env=sim.env()), "the users")
+        row(f"user_summary of {users:,} users (v2)", f"{fetched.wall:.1f} s wall",
+            "the register the access review reads")
+        compile_figures(playbook, users, sim.env())
+        shutil.rmtree(playbook.parent)
+    finally:
+        sim.close()
+
+
 def estimate_line(playbook: Path, env: dict[str, str]) -> str:
     result = checked(child([sys.executable, "-m", "runner", "plan", str(playbook)], env=env),
                      "plan")
@@ -208,14 +254,7 @@ def one_size(work: Path, users: int, profile: Path | None) -> dict[str, float]:
         row(f"  peak RSS of the first run ({users:,})", f"{first.peak_mib:.0f} MiB",
             f"goal <= {GOALS['rss_mib']:g} MiB")
 
-        os.environ[PASSWORD_VAR] = sim.spec["password"]  # the connection reads it
-        compiled, registered, restamped, count = compile_and_register(playbook, users)
-        row(f"compile, {users:,} registered users -> {count:,} Steps", f"{compiled:.2f} s",
-            f"load + validate + compile, then the deferred task; goal <= "
-            f"{GOALS['compile']:g} s")
-        row(f"register {count:,} Steps in a new state", f"{registered:.2f} s",
-            f"one transaction; again (a re-run's restamp) {restamped:.2f} s; goal <= "
-            f"{GOALS['register']:g} s")
+        compile_figures(playbook, users, sim.env())
 
         sim.ask("clear")
         again = checked(child([sys.executable, "-m", "runner", "run", str(playbook), "-q"],
@@ -248,13 +287,18 @@ def main() -> int:
         return serve(int(sys.argv[2]))
     if len(sys.argv) > 1 and sys.argv[1] == "--child-run":
         return child_run(sys.argv[2], sys.argv[3])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-compile":
+        print(json.dumps(compile_and_register(Path(sys.argv[2]), int(sys.argv[3]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="2000,20000",
                         help="sizes, comma-separated (200000 takes long on 2 cores)")
+    parser.add_argument("--compile-only", default="",
+                        help="sizes to compile and register without running them")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a cProfile of each first run here")
     options = parser.parse_args()
-    sizes = [int(n) for n in options.users.split(",")]
+    sizes = [int(n) for n in options.users.split(",") if n]
     if options.profile:
         options.profile.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -262,6 +306,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="insights-plans-") as directory:
         for users in sizes:
             figures[users] = one_size(Path(directory), users, options.profile)
+        for users in [int(n) for n in options.compile_only.split(",") if n]:
+            compile_only(Path(directory), users)
     if len(sizes) > 1:
         low, high = figures[sizes[0]]["per_step"], figures[sizes[-1]]["per_step"]
         row(f"runner CPU per export Step, {sizes[0]:,} vs {sizes[-1]:,}",
