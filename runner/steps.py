@@ -18,7 +18,7 @@ from runner.secret import Secret
 PLAN_FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan of v2 size holds 200,000 of them
 class Step:
     """One API request: an export job, or one paged query, and the file it writes."""
 
@@ -56,7 +56,8 @@ class Step:
         values["request"] = _freeze_json(values["request"])
         values["tags"] = tuple(values["tags"])
         step = object.__new__(cls)
-        step.__dict__.update(values)
+        for name, value in values.items():
+            object.__setattr__(step, name, value)
         return step
 
     def to_json(self) -> dict[str, Any]:

@@ -155,7 +155,7 @@ class Stop:
             signal.signal(signal.SIGINT, previous)
 
 
-@dataclass
+@dataclass(slots=True)
 class JobSpan:
     """One export job's hold on a slot (wall-clock times): from its submit to the poll that
     saw it end, or to the moment the scheduler stopped waiting for it (``ended`` stays None
@@ -167,7 +167,7 @@ class JobSpan:
     status: str | None = None  # the job's end (succeeded, failed, ...) or "abandoned"
 
 
-@dataclass
+@dataclass(slots=True)  # one per Step: 200,000 in a plan of v2 size
 class Outcome:
     """What became of one Step in this run (the run report's row)."""
 
