@@ -315,12 +315,15 @@ class StateStore:
                              (run_id, now, *chunk))
             if not rows:
                 return
+            # A Step new to the store has nothing to reset (a shared store: another runner
+            # may have registered it since it was read, so every row is checked there)
+            reset = rows if self.shared else [row for row in rows if row[0] in known]
             conn.executemany(
                 "UPDATE steps SET status = 'pending', job_id = NULL, page_token = NULL, "
                 "records = 0, bytes = NULL, sha256 = NULL, mtime_ns = NULL, etag = NULL, "
                 "error = NULL, attempts = 0, started_at = NULL, submitted_at = NULL, "
                 "finished_at = NULL WHERE id = ? AND format IS NOT ?",
-                [(row[0], row[7]) for row in rows])
+                [(row[0], row[7]) for row in reset])
             conn.executemany(
                 "INSERT INTO steps (id, run_id, task_index, task_name, operation, kind, output,"
                 " format, request, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
