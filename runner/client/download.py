@@ -162,8 +162,10 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
     # Unbuffered: each chunk goes to the file in one write, straight from its buffer.
     with open(temp, "a+b", buffering=0) as handle:
         handle.seek(0)  # (appends still go to the end)
-        while count := handle.readinto(buffer := ring.next()):  # bytes an earlier run
-            hasher.update(buffer[:count])  # already fetched: hash them and go on from there
+        fetched = os.fstat(handle.fileno()).st_size
+        ring.fit(fetched)
+        while fetched and (count := handle.readinto(buffer := ring.next())):  # bytes an
+            hasher.update(buffer[:count])  # earlier run fetched: hash them and go on from there
             written += count
         writeback = _WriteBack(handle.fileno(), written)
         if written:
@@ -273,17 +275,31 @@ class _StreamBroken(Exception):
 
 class _Ring:
     """``count`` buffers of ``size`` bytes, handed out in turn: a chunk read into one stays
-    whole while the ``count - 1`` after it are read (``StreamCheck`` may still be on it)."""
+    whole while the ``count - 1`` after it are read (``StreamCheck`` may still be on it).
+
+    A buffer is made when its turn first comes, no larger than ``fit`` allows: a small
+    file (most exports) gets small buffers instead of ``count`` zeroed MiBs."""
+
+    SMALLEST = 64 * 1024
 
     def __init__(self, size: int, count: int) -> None:
-        self._buffers = [memoryview(bytearray(size)) for _ in range(count)]
-        self._turn = 0
+        self._most = self._size = size
+        self._count = count
+        self._buffers: list[memoryview] = []
+        self._turn = -1
 
     def __len__(self) -> int:
-        return len(self._buffers[0])
+        return self._size
+
+    def fit(self, expected: int | None) -> None:
+        """Buffers made from now on need hold no more than ``expected`` bytes."""
+        if expected is not None:
+            self._size = max(self.SMALLEST, min(self._most, expected))
 
     def next(self) -> memoryview:
-        self._turn = (self._turn + 1) % len(self._buffers)
+        self._turn = (self._turn + 1) % self._count
+        if self._turn == len(self._buffers):
+            self._buffers.append(memoryview(bytearray(self._size)))
         return self._buffers[self._turn]
 
 
@@ -301,6 +317,7 @@ def _body(response: requests.Response, ring: _Ring) -> Iterator[memoryview]:
     if not isinstance(fp, http.client.HTTPResponse) or encoding not in ("", "identity"):
         yield from _decoded(response, len(ring))
         return
+    ring.fit(_content_length(response))
     while True:
         buffer = ring.next()
         try:
@@ -310,6 +327,11 @@ def _body(response: requests.Response, ring: _Ring) -> Iterator[memoryview]:
         if not count:
             return
         yield buffer[:count]
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
 
 
 def _decoded(response: requests.Response, size: int) -> Iterator[memoryview]:
