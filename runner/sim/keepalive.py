@@ -83,7 +83,7 @@ class KeepAliveHandler(WSGIRequestHandler):
             super().run_wsgi()
             return
         body = _BodyReader(self.rfile, length)
-        self.rfile = body
+        self.rfile = body  # type: ignore[assignment]  # read like a file; nothing else asked
         try:
             super().run_wsgi()
         finally:

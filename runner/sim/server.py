@@ -40,7 +40,6 @@ from runner.sim.drift import tenant_for
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
 from runner.sim.google import GoogleTenant
-from runner.sim.keepalive import KeepAliveHandler
 from runner.sim.identity import (
     DISCOVERY_PATH,
     TOKEN_PATH,
@@ -49,6 +48,7 @@ from runner.sim.identity import (
     Unauthorized,
 )
 from runner.sim.jobs import JobBook, JobSeconds
+from runner.sim.keepalive import KeepAliveHandler
 from runner.sim.log import Entry, RequestLog
 from runner.sim.tenant import Scale, Tenant
 from runner.sim.v2.api import ApiV2, raw_path
