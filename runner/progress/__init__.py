@@ -25,6 +25,7 @@ _PLAIN_EVENTS = {
     "reattached": "re-attached to its job",
     "retry": "job failed; submitting again",
     "slots_busy": "the service's export slots are busy; waiting",
+    "taken_over": "taken over from a runner that stopped",
     "succeeded": "done",
     "failed": "FAILED",
 }
