@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from servers import SimProcess, most_at_once
 
 from runner import catalog
 from runner.execute.state import StateStore, StepStatus
@@ -30,62 +31,6 @@ TENANTS = ("contoso", "fabrikam", "northwind")
 DATES = [f"{year}-{month:02d}-01T00:00:00" for year in (2024, 2025) for month in range(1, 13)]
 EXPORTS = {op.name for op in catalog.modules() if op.is_export}
 LEASE = "3"
-
-
-class SimProcess:
-    """`insights-runner sim serve` in its own process: one tenant, its log in a file."""
-
-    def __init__(self, folder: Path, seed: int, job_seconds: str) -> None:
-        folder.mkdir(parents=True)
-        self.log_path = folder / "requests.jsonl"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner", "sim", "serve", "--port", "0", "--seed", str(seed),
-             "--job-seconds", job_seconds, "--out", str(folder / "certs"),
-             "--log", str(self.log_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        found: dict[str, str] = {}
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            key, _, value = line.strip().partition(":")
-            found[key] = value.strip()
-            if line.startswith("Press Ctrl-C"):
-                break
-        self.base_url, self.identity_url = found["Web API URL"], found["Identity URL"]
-        self.client_id, self.pfx = found["Client ID"], found["Certificate"]
-        self.password = found[".pfx password"]
-
-    def entries(self) -> list[dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.endswith("}")]
-
-    def submits(self) -> list[dict[str, Any]]:
-        return [e for e in self.entries() if e["kind"] == "request"
-                and e["operation"] in EXPORTS and e["method"] == "POST" and e["status"] == 200]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def most_at_once(entries: list[dict[str, Any]]) -> int:
-    """The most export jobs in progress at one moment, from the log's job starts and ends
-    (an end at the same instant as a start frees its slot first)."""
-    events = sorted((e["time"], 0 if e["event"] == "end" else 1) for e in entries
-                     if e["kind"] == "job")
-    running = peak = 0
-    for _, start in events:
-        running += 1 if start else -1
-        peak = max(peak, running)
-    return peak
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str], name: str) -> subprocess.Popen:
@@ -114,11 +59,7 @@ def machine(root: Path, name: str, sims: dict[str, SimProcess], output_dir: str)
     folder = root / name
     folder.mkdir()
     inventory = {"version": 1, "tenants": {
-        tenant: {"connection": {
-            "base_url": sim.base_url, "identity_url": sim.identity_url,
-            "client_id": sim.client_id,
-            "certificate": {"path": sim.pfx,
-                            "password": "{{ env('" + tenant.upper() + "_PFX') }}"}}}
+        tenant: {"connection": sim.connection(f"{tenant.upper()}_PFX")}
         for tenant, sim in sims.items()}}
     (folder / "inventory.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     playbook = {"version": 1, "name": "shared", "hosts": "all", "output_dir": output_dir,
