@@ -70,21 +70,21 @@ def machine(root: Path, name: str, sims: dict[str, SimProcess], output_dir: str)
     return folder
 
 
-def submitting_of(pg_url: str, pid: int) -> dict[str, set[str]]:
-    """Per tenant, the startTime of the Steps a runner (by pid) held in `submitting`: the
-    documented window where a killed runner's job may be submitted twice."""
+def left_by(pg_url: str, pid: int) -> dict[str, dict[str, StepStatus]]:
+    """Per tenant, the unfinished Steps a runner (by pid) held, by startTime: those in
+    `submitting` are the documented window where a killed runner's job may go twice."""
     import psycopg
 
-    found: dict[str, set[str]] = {}
+    found: dict[str, dict[str, StepStatus]] = {}
     for tenant in TENANTS:
         with psycopg.connect(pg_url) as conn:
             held = {row[0] for row in conn.execute(
                 "SELECT step_id FROM insights_runner_leases.claims WHERE namespace = %s AND "
                 "owner LIKE %s", (tenant, f"%-{pid}-%"))}
         with StateStore.open(pg_url, namespace=tenant, readonly=True) as store:
-            found[tenant] = {json.loads(state.request)["startTime"]
+            found[tenant] = {json.loads(state.request)["startTime"]: state.status
                              for state in store.steps_of(held).values()
-                             if state.status == StepStatus.SUBMITTING}
+                             if state.status != StepStatus.SUCCEEDED}
     return found
 
 
@@ -94,7 +94,9 @@ def test_three_runners_share_one_state_and_a_killed_one_is_taken_over(
     from servers import new_bucket
 
     bucket = new_bucket("s3", moto)
-    sims = {tenant: SimProcess(tmp_path / "sims" / tenant, seed, "1-2")
+    # contoso's jobs are long: its first five hold every slot while the one-shot starts.
+    sims = {tenant: SimProcess(tmp_path / "sims" / tenant, seed,
+                               "5-6" if tenant == "contoso" else "1-2")
             for seed, tenant in enumerate(TENANTS, start=7)}
     processes: list[subprocess.Popen] = []
     try:
@@ -119,7 +121,8 @@ def test_three_runners_share_one_state_and_a_killed_one_is_taken_over(
 
         first = sims["contoso"]
         wait_for(lambda: len(first.submits()), 5)  # contoso's five slots are in use
-        # A one-shot export on contoso with the same state: it must wait for a slot.
+        # A one-shot export on contoso with the same state: it must wait for a slot (the
+        # five jobs holding them run for 5 s at least).
         oneshot_dir = tmp_path / "oneshot"
         oneshot_dir.mkdir()
         oneshot = start(["export", "links", "--link-type", "anyone",
@@ -133,7 +136,9 @@ def test_three_runners_share_one_state_and_a_killed_one_is_taken_over(
         wait_for(submitted, 20)  # every runner is at work: kill the first
         runners[0].send_signal(signal.SIGKILL)
         runners[0].wait(timeout=30)
-        window = submitting_of(pg_url, runners[0].pid)  # before anyone can take them over
+        left = left_by(pg_url, runners[0].pid)  # before anyone can take them over
+        window = {tenant: {month for month, status in steps.items()
+                           if status == StepStatus.SUBMITTING} for tenant, steps in left.items()}
         restarted = start(args, folders[0], env, "rerun")  # the killed machine comes back
         processes.append(restarted)
 
@@ -156,6 +161,9 @@ def test_three_runners_share_one_state_and_a_killed_one_is_taken_over(
         assert len(report["steps"]) == total
     shared_by = Counter(w for r in reports for s in r["steps"] for w in s["warnings"])
     assert shared_by["done by another runner sharing this state"] > 0, shared_by
+    # The killed runner's unfinished Steps were taken over (its jobs polled, not resubmitted).
+    assert any(left.values()), left
+    assert shared_by["taken over from a runner that stopped"] > 0, shared_by
 
     # No job submitted twice (but in the documented window of the killed runner), no more
     # than five at once on any tenant, and no refusal from the service either.

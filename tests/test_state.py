@@ -357,6 +357,9 @@ def test_runners_share_a_database_with_leases_that_expire_when_one_dies(
             assert mine.claim("e2") and mine.claim("e2")  # ...each Step has one runner
             assert not other.claim("e2") and other.claim("e3")
             assert other.claimed_elsewhere(["e1", "e2", "e3"]) == {"e1", "e2"}
+            mine.begin_run("playbook.yml", "fp")  # --fresh would pull its Steps away
+            with pytest.raises(UserError, match="--fresh: other runners are working"):
+                other.clear_steps("playbook.yml")
             # The tenant has two slots: the holder has one, so one is left for everyone.
             assert mine.acquire_slot("tenant-a", "e2", 2)
             assert not other.acquire_slot("tenant-a", "e3", 2)
@@ -375,9 +378,22 @@ def test_runners_share_a_database_with_leases_that_expire_when_one_dies(
             while not mine.claim("e1"):  # ...and then it has: a survivor takes it over
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            assert other.leases.slots_held("tenant-a") == 1  # the dead one's slot is free
+            # The dead one's slot stays counted (its job may still run) and goes with the
+            # Step to whoever takes it over...
+            assert other.leases.slots_held("tenant-a") == 2
             assert mine.acquire_slot("tenant-a", "e1", 2)
             assert not mine.acquire_slot("tenant-a", "e2", 2)
+            other.release_slot("tenant-a", "e3")
+            mine.release_slot("tenant-a", "e1")
+            with StateStore.open(pg_url, namespace="n2") as late:  # ...or, untaken, expires
+                assert late.acquire_slot("tenant-c", "x", 1)
+                late.leases._stopping.set()  # its heart stops, as a killed runner's does
+                late.leases._heart.join()
+                assert not mine.acquire_slot("tenant-c", "y", 1)
+                deadline = time.monotonic() + 10
+                while not mine.acquire_slot("tenant-c", "y", 1):  # after two lease times
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
         with StateStore.open(pg_url) as after:  # a clean close gives claims back at once
             assert after.claim("e2") and after.claim("e3")
     finally:

@@ -17,8 +17,10 @@ while it is alive:
   before a submit, under a transaction-scoped advisory lock on the tenant, only while fewer
   than the limit are held by live runners; given back when a poll sees the job end.  A
   re-attached job (taken over, or resumed) takes its slot even over the limit, since it
-  does hold one on the service.  The slots of jobs still running when a runner stops
-  expire with its lease.
+  does hold one on the service.  The slots of a runner that died or stopped with jobs
+  still running stay counted for two lease times after its last beat: one for its claims
+  to expire, one for a survivor to take the Step over and, with it, the slot (else the
+  dead runner's jobs, still running, and a survivor's new ones could go over the limit).
 
 The schema is shared by every namespace of the database and migrated like theirs (a
 ``schema_version`` in its ``meta``, one transaction per version, never edit a shipped one).
@@ -44,6 +46,9 @@ DEFAULT_SECONDS = 60.0
 NOW = "extract(epoch from clock_timestamp())"  # the server's clock
 _L = SCHEMA
 ALIVE = f"SELECT id FROM {_L}.runners WHERE heartbeat + lease > {NOW}"
+# A dead runner's slots stay counted one lease longer than its claims: its jobs may still
+# run on the service, and a survivor that takes over the Step takes its slot with it.
+SLOT_HOLDERS = f"SELECT id FROM {_L}.runners WHERE heartbeat + 2 * lease > {NOW}"
 FORGET_DEAD_SECONDS = 86400.0  # a dead runner's row is removed a day after its last beat
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -228,7 +233,7 @@ class Leases:
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_key(f"slots {tenant}"),))
             conn.execute(f"DELETE FROM {_L}.slots WHERE tenant = %(tenant)s AND owner NOT IN "
-                         f"({ALIVE})", params)
+                         f"({SLOT_HOLDERS})", params)
             if conn.execute(f"UPDATE {_L}.slots SET owner = %(me)s, since = {NOW} WHERE "
                             "tenant = %(tenant)s AND namespace = %(ns)s AND step_id = %(id)s "
                             "RETURNING 1", params).fetchone():
@@ -248,10 +253,10 @@ class Leases:
                          (tenant, self.namespace, step_id, self.runner_id))
 
     def slots_held(self, tenant: str) -> int:
-        """How many of ``tenant``'s slots live runners hold."""
+        """How many of ``tenant``'s slots are held (a dead runner's for two lease times)."""
         with self._tx() as conn:
             return int(conn.execute(f"SELECT count(*) FROM {_L}.slots WHERE tenant = %s AND "
-                                    f"owner IN ({ALIVE})", (tenant,)).fetchone()[0])
+                                    f"owner IN ({SLOT_HOLDERS})", (tenant,)).fetchone()[0])
 
     # ------------------------------------------------------------------ runs
 
@@ -260,6 +265,13 @@ class Leases:
             conn.execute(f"INSERT INTO {_L}.run_owners (namespace, run_id, owner) VALUES "
                          "(%s, %s, %s) ON CONFLICT DO NOTHING",
                          (self.namespace, run_id, self.runner_id))
+
+    def others_at_work(self) -> bool:
+        """Whether another live runner has a run in this namespace."""
+        with self._tx() as conn:
+            return conn.execute(f"SELECT 1 FROM {_L}.run_owners WHERE namespace = %s AND "
+                                f"owner <> %s AND owner IN ({ALIVE}) LIMIT 1",
+                                (self.namespace, self.runner_id)).fetchone() is not None
 
     @property
     def live_runs_sql(self) -> str:

@@ -208,6 +208,14 @@ class PostgresStore(StateStore):
         if self.leases is not None:
             self.leases.release_slot(tenant, step_id)
 
+    def clear_steps(self, playbook: str | os.PathLike[str] | None = None) -> int:
+        """``--fresh``: refused while other live runners work on this namespace (it would
+        pull their Steps from under them)."""
+        if self.leases is not None and self.leases.others_at_work():
+            raise UserError(f"--fresh: other runners are working on the state {self.where}; "
+                            "wait for them to finish, or run without --fresh to share the work")
+        return super().clear_steps(playbook)
+
     def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
         return set() if self.leases is None else self.leases.claimed_elsewhere(step_ids)
 
