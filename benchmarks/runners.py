@@ -101,7 +101,7 @@ def main() -> int:
                   f" {slots} slots a tenant); load average {load:.2f} at the start")
             print(f"bound of every count (each tenant's own slots): about "
                   f"ceil({args.exports}/{slots}) x {mean:g} s = {bound:.1f} s\n")
-            print(f"{'runners':>7}  {'makespan':>9}  {'vs 1':>6}  {'jobs':>5}  "
+            print(f"{'runners':>7}  {'makespan':>9}  {'vs first':>8}  {'jobs':>5}  "
                   f"{'most at once':>12}  exit codes")
             first = None
             for count in counts:
@@ -112,7 +112,7 @@ def main() -> int:
                 jobs = sum(len(sim.submits()) - before[t] for t, sim in sims.items())
                 peak = max(most_at_once(sim.entries()) for sim in sims.values())
                 first = first or seconds
-                print(f"{count:>7}  {seconds:>8.1f}s  {first / seconds:>5.2f}x  {jobs:>5}  "
+                print(f"{count:>7}  {seconds:>8.1f}s  {first / seconds:>7.2f}x  {jobs:>5}  "
                       f"{peak:>12}  {codes}")
                 shutil.rmtree(work, ignore_errors=True)
             print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
