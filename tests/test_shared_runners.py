@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from servers import SimProcess, most_at_once
+from servers import SimProcess, most_at_once, new_bucket
 
 from runner import catalog
 from runner.execute.state import StateStore, StepStatus
@@ -91,8 +91,6 @@ def left_by(pg_url: str, pid: int) -> dict[str, dict[str, StepStatus]]:
 @pytest.mark.slow
 def test_three_runners_share_one_state_and_a_killed_one_is_taken_over(
         pg_url: str, moto, tmp_path: Path) -> None:
-    from servers import new_bucket
-
     bucket = new_bucket("s3", moto)
     # contoso's jobs are long: its first five hold every slot while the one-shot starts.
     sims = {tenant: SimProcess(tmp_path / "sims" / tenant, seed,
