@@ -378,6 +378,8 @@ def test_runners_share_a_database_with_leases_that_expire_when_one_dies(
             while not mine.claim("e1"):  # ...and then it has: a survivor takes it over
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+            assert mine.took_over("e1") and not mine.took_over("e1")  # told once
+            assert not mine.took_over("e2")  # never anyone else's
             # The dead one's slot stays counted (its job may still run) and goes with the
             # Step to whoever takes it over...
             assert other.leases.slots_held("tenant-a") == 2

@@ -557,10 +557,18 @@ class Scheduler:
     def _held_elsewhere(self, step: Any) -> bool:
         """A shared state: claim ``step`` before working on it; when another live runner
         holds it, watch it instead (True)."""
-        if not self.store.shared or self.store.claim(step.id):
+        if not self.store.shared:
+            return False
+        if self.store.claim(step.id):
+            self._note_takeover(step)
             return False
         self._foreign[step.id] = step
         return True
+
+    def _note_takeover(self, step: Any) -> None:
+        if self.store.took_over(step.id):
+            self.outcomes[step.id].warnings.append("taken over from a runner that stopped")
+            self._emit("taken_over", step)
 
     def _shared_turn(self, step: Any, now: float) -> str:
         """Whether a pending export may be submitted now: "go" (claimed, with a slot),
@@ -619,10 +627,8 @@ class Scheduler:
                 self._report_foreign(step, state)
             elif step_id not in held and self.store.claim(step_id):
                 del self._foreign[step_id]
-                outcome = self.outcomes[step_id]
-                outcome.warnings.append("taken over from a runner that stopped")
-                self._emit("taken_over", step)
-                self._resume(step, state, outcome, now)
+                self._note_takeover(step)
+                self._resume(step, state, self.outcomes[step_id], now)
 
     def _report_foreign(self, step: Any, state: StepState) -> None:
         """A Step another runner sharing the state finished: this run's report shows it."""

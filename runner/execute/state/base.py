@@ -511,6 +511,10 @@ class StateStore:
     def release_slot(self, tenant: str, step_id: str) -> None:
         """The job of ``step_id`` ended: its slot is free for any runner."""
 
+    def took_over(self, step_id: str) -> bool:
+        """Whether this runner's claim on ``step_id`` was taken from a dead runner."""
+        return False
+
     def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
         """Which of these Steps other live runners hold (none, for a private store)."""
         return set()

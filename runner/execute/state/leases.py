@@ -117,6 +117,7 @@ class Leases:
         self.runner_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._heart: threading.Thread | None = None
+        self._taken: set[str] = set()  # Steps claimed from a dead runner, not yet told
 
     @classmethod
     def start(cls, conn: Any, mutex: Any, url: str, namespace: str, where: str) -> Leases:
@@ -200,18 +201,30 @@ class Leases:
 
     def claim(self, step_id: str) -> bool:
         """Take ``step_id`` for this runner: True when it is (now) ours, False while another
-        live runner holds it.  A dead runner's claim is taken over.  Renews our heartbeat."""
+        live runner holds it.  A dead runner's claim is taken over (``took_over`` then says
+        so once).  Renews our heartbeat."""
         with self._tx() as conn:
             conn.execute(f"UPDATE {_L}.runners SET heartbeat = {NOW} WHERE id = %s",
                          (self.runner_id,))
             row = conn.execute(
+                f"WITH old AS (SELECT owner FROM {_L}.claims WHERE namespace = %(ns)s AND "
+                "step_id = %(id)s) "
                 f"INSERT INTO {_L}.claims (namespace, step_id, owner, since) "
                 f"VALUES (%(ns)s, %(id)s, %(me)s, {NOW}) ON CONFLICT (namespace, step_id) "
                 "DO UPDATE SET owner = excluded.owner, since = excluded.since "
                 f"WHERE claims.owner = excluded.owner OR claims.owner NOT IN ({ALIVE}) "
-                "RETURNING owner",
+                "RETURNING (SELECT owner FROM old)",
                 {"ns": self.namespace, "id": step_id, "me": self.runner_id}).fetchone()
+        if row is not None and row[0] not in (None, self.runner_id):
+            self._taken.add(step_id)
         return row is not None
+
+    def took_over(self, step_id: str) -> bool:
+        """Whether our claim on ``step_id`` was taken from a dead runner (asked once)."""
+        if step_id in self._taken:
+            self._taken.discard(step_id)
+            return True
+        return False
 
     def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
         """Which of these Steps other live runners hold (one query)."""

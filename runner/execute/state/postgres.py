@@ -216,6 +216,9 @@ class PostgresStore(StateStore):
                             "wait for them to finish, or run without --fresh to share the work")
         return super().clear_steps(playbook)
 
+    def took_over(self, step_id: str) -> bool:
+        return self.leases is not None and self.leases.took_over(step_id)
+
     def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
         return set() if self.leases is None else self.leases.claimed_elsewhere(step_ids)
 
