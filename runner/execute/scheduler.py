@@ -350,7 +350,7 @@ class Scheduler:
                 self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
                              sha256=state.sha256, records=state.records or None)
                 return
-            if self._held_elsewhere(step):
+            if self._claim_for_work(step, state, outcome, now) is None:
                 return
             state = self.store.requeue(step.id, "its blob is missing or changed; making it "
                                        "again", reset_attempts=True)
@@ -365,17 +365,20 @@ class Scheduler:
                 self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
                              sha256=state.sha256, records=state.records or None)
                 return
-            if self._held_elsewhere(step):
+            if self._claim_for_work(step, state, outcome, now) is None:
                 return
             state = self.store.requeue(step.id, "its file is missing or changed; making it again",
                                        reset_attempts=True)
         if state.status == S.FAILED:
-            if self._held_elsewhere(step):
+            if self._claim_for_work(step, state, outcome, now) is None:
                 return
             state = self.store.requeue(step.id, reset_attempts=True)
             outcome.attempts = 0
-        if (step.kind != "export" or state.status != S.PENDING) and self._held_elsewhere(step):
-            return  # a pending export is claimed when its turn to submit comes
+        if step.kind != "export" or state.status != S.PENDING:  # a pending export is
+            fresh = self._claim_for_work(step, state, outcome, now)  # claimed at its submit
+            if fresh is None:
+                return
+            state = fresh
         if step.kind == "export":
             if state.status in (S.SUBMITTED, S.DOWNLOADING) and state.job_id is not None:
                 # Re-attach: the job is (or was) on the service; poll it, never resubmit.
@@ -564,6 +567,25 @@ class Scheduler:
             return False
         self._foreign[step.id] = step
         return True
+
+    def _claim_for_work(self, step: Any, state: StepState, outcome: Outcome, now: float
+                        ) -> StepState | None:
+        """A shared state: claim ``step`` before working on it from ``state`` (read before
+        the claim).  None when there is nothing to do here: another live runner holds it
+        (watched), or it moved on before our claim (its last holder ended: reported, or
+        resumed from where it is now).  Else its state as it is now."""
+        if not self.store.shared:
+            return state
+        if self._held_elsewhere(step):
+            return None
+        current = self.store.step(step.id)
+        if current.status == state.status:
+            return current
+        if current.status in (S.SUCCEEDED, S.FAILED):
+            self._report_foreign(step, current)
+        else:
+            self._resume(step, current, outcome, now)
+        return None
 
     def _note_takeover(self, step: Any) -> None:
         if self.store.took_over(step.id):
