@@ -18,12 +18,10 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from runner import aliases, argrules, catalog, templating
+from runner import aliases, argrules, catalog, inputs, templating
 from runner.errors import Diagnostic, PlanError, PlaybookError
 from runner.manifest import (
     Playbook,
@@ -34,125 +32,25 @@ from runner.manifest import (
     output_problem,
 )
 from runner.secret import Secret
+from runner.steps import (  # noqa: F401 - the plan's values, importable from here as before
+    PLAN_FORMAT_VERSION,
+    DeferredTask,
+    Plan,
+    SkippedTask,
+    Step,
+    _postprocessing,
+    freeze,
+    thaw,
+)
 from runner.templating import RunFacts, Templar, contains_template, is_template
 from runner.yamlsource import dotted
 
 T = TypeVar("T")
 Path_ = tuple[str | int, ...]
-PLAN_FORMAT_VERSION = 1
 SECRET_FIELDS = frozenset({"password", "pfx_base64", "client_secret"})
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _EXPRESSION_ERRORS = (templating.TemplateError, ArithmeticError, TypeError, ValueError,
                       LookupError, AttributeError)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One API request: an export job, or one paged query, and the file it writes."""
-
-    id: str
-    task_index: int
-    task_name: str
-    operation: str
-    kind: str  # "export" | "query"
-    request: Mapping[str, Any]  # API field names, enum codes resolved, no paging token
-    output: str  # POSIX, relative to the plan's output_dir
-    format: str  # "zip" | "jsonl" | "json" | "csv"
-    chunk_number: int
-    chunk_total: int
-    retries: int
-    ignore_errors: bool
-    register: str | None
-    tags: tuple[str, ...]
-    extract: bool = False  # unpack the downloaded .zip beside it (runner.execute.postprocess)
-    convert: str | None = None  # "csv": each .xlsx sheet as a CSV
-    api: str = catalog.DEFAULT_GENERATION  # the generation whose operation this is
-
-    @property
-    def changes_tenant(self) -> bool:
-        """set_tag writes to the tenant: never under --check, shown as a change by plan."""
-        return catalog.operation(self.operation, self.api).changes_tenant
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "id": self.id,
-            "task_index": self.task_index,
-            "task_name": self.task_name,
-            "operation": self.operation,
-            "kind": self.kind,
-            "request": thaw(self.request),
-            "output": self.output,
-            "format": self.format,
-            "chunk_number": self.chunk_number,
-            "chunk_total": self.chunk_total,
-            "retries": self.retries,
-            "ignore_errors": self.ignore_errors,
-            "register": self.register,
-            "tags": list(self.tags),
-        }
-        out.update(_postprocessing(self))  # only when set: older plans read the same
-        if self.changes_tenant:
-            out["changes_tenant"] = True
-        return out
-
-
-def _postprocessing(step: Any) -> dict[str, Any]:
-    """The keys only some Steps set (post-processing, a generation other than v1), for ids
-    and plan JSON: a Step without them keeps the id and the JSON of earlier versions."""
-    out: dict[str, Any] = {}
-    api = getattr(step, "api", catalog.DEFAULT_GENERATION)
-    if api != catalog.DEFAULT_GENERATION:
-        out["api"] = api
-    if getattr(step, "extract", False):
-        out["extract"] = True
-    if getattr(step, "convert", None):
-        out["convert"] = step.convert
-    return out
-
-
-@dataclass(frozen=True)
-class DeferredTask:
-    task_index: int
-    task_name: str
-    needs: tuple[str, ...]  # the register names it waits for
-
-
-@dataclass(frozen=True)
-class SkippedTask:
-    task_index: int
-    task_name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    playbook: str
-    name: str
-    output_dir: str  # absolute
-    connection: Mapping[str, Any] | str | None
-    steps: tuple[Step, ...]
-    deferred: tuple[DeferredTask, ...]
-    fingerprint: str
-    skipped: tuple[SkippedTask, ...] = dataclass_field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": PLAN_FORMAT_VERSION,
-            "playbook": self.playbook,
-            "name": self.name,
-            "output_dir": self.output_dir,
-            "fingerprint": self.fingerprint,
-            "connection": thaw(self.connection),
-            "steps": [step.to_json() for step in self.steps],
-            "deferred": [
-                {"task_index": d.task_index, "task_name": d.task_name, "needs": list(d.needs)}
-                for d in self.deferred
-            ],
-            "skipped": [
-                {"task_index": s.task_index, "task_name": s.task_name, "reason": s.reason}
-                for s in self.skipped
-            ],
-        }
 
 
 # ------------------------------------------------------------------ entry points
@@ -264,27 +162,6 @@ def chunk_product(lists: Mapping[str, Sequence[Any]],
 # ------------------------------------------------------------------ immutability
 
 
-def freeze(value: Any) -> Any:
-    if isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """A plain JSON-ready copy; secrets come out masked."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        if all(type(v) is str for v in value):  # the common, long case: URLs and emails
-            return list(value)
-        return [thaw(v) for v in value]
-    if isinstance(value, Secret):
-        return str(value)
-    return value
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, MappingProxyType):
         return dict(value)
@@ -375,6 +252,7 @@ class _Compiler:
             if name in dynamic:
                 context[name] = dynamic[name]
             elif name == "run":
+                inputs.impure("run")  # other values next run: never memoised
                 context[name] = self.run
             elif name in extra:
                 context[name] = extra[name]
@@ -555,7 +433,8 @@ class _Compiler:
         value = self.playbook.connection
         try:
             if expand:
-                value = self.expand(value, ("connection",), {})
+                with inputs.connection():  # compiled again whenever a run opens it
+                    value = self.expand(value, ("connection",), {})
         except _Failure as failure:
             self.report(failure)
             return None

@@ -28,7 +28,7 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateError, TemplateRuntimeError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner import yamlbudget
+from runner import inputs, yamlbudget
 
 __all__ = [
     "RunFacts",
@@ -221,6 +221,7 @@ class Templar:
         if not isinstance(name, str):
             raise TemplateRuntimeError("env() takes the name of an environment variable")
         value = self.environ.get(name)
+        inputs.env(name, value)  # a memoised plan is checked against it (runner.planmemo)
         if value is None:
             if default is not ...:
                 return default

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from runner import inputs
 from runner.errors import Diagnostic
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -58,6 +59,7 @@ def read_limited(path: str | Path, what: str) -> str | Diagnostic:
         data = handle.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:  # a pipe or a file growing while we read
         return too_big(file, len(data), what)
+    inputs.file(path, data)  # a memoised plan is checked against it (runner.planmemo)
     return decode(data, file, what)
 
 

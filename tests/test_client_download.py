@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import zipfile
 
 import pytest
@@ -107,3 +108,32 @@ def test_content_disposition_prefers_the_encoded_name():
     assert content_disposition_name(header) == "レポ.zip"
     assert content_disposition_name('attachment; filename="../x/../../y.zip"') == "y.zip"
     assert content_disposition_name(None) is None
+
+
+def test_a_file_of_many_chunks_is_hashed_and_checked_as_it_came(sim, finished_job, tmp_path):
+    """Chunks go through a ring of a few buffers to the checking thread: a file of dozens of
+    chunks, cut off twice on the way, still hashes to its bytes, and one flipped byte near
+    its end is still caught."""
+    client, job_id = finished_job
+    payload = hashlib.sha512(b"seed").digest() * (3 * 2**20 // 64)  # 3 MiB, stored
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        out.writestr("big.bin", payload)
+        out.writestr("small.txt", b"after the big one")
+    data = buffer.getvalue()
+    sim.replace_export_file(job_id, data, "big.zip")
+    sim.set_faults(Faults(seed=9, truncate_rate=0.5))  # the first two transfers stop halfway
+
+    result = client.download(OP, job_id, tmp_path / "big.zip", chunk_size=64 * 1024)
+
+    assert result.resumes == 2
+    assert result.path.read_bytes() == data
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+    sim.set_faults(Faults())
+    broken = bytearray(data)
+    broken[len(payload) - 10] ^= 0xFF  # inside big.bin, in one of its last chunks
+    sim.replace_export_file(job_id, bytes(broken), "big.zip")
+    with pytest.raises(DownloadError, match="fails its CRC"):
+        client.download(OP, job_id, tmp_path / "broken.zip", chunk_size=64 * 1024)
+    assert files_in(tmp_path) == ["big.zip"]

@@ -35,7 +35,7 @@ from .transport import Transport, check_status
 
 log = logging.getLogger("runner.client.download")
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1 << 20  # bytes per read and write
 MAX_RESUMES = 8
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -150,24 +150,33 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, hasher):
-    """``hasher`` (a ``StreamCheck``) takes every byte of the file, from byte 0."""
+    """``hasher`` (a ``StreamCheck``) takes every byte of the file, from byte 0.
+
+    The body is read in ``chunk_size`` pieces into a ring of buffers, each written with one
+    unbuffered write and handed to the check (which works on it in its own thread), and
+    the disk is asked to write the file back as it grows (``_WriteBack``)."""
     written, resumes, hint, total = 0, 0, None, None
     spliced = False  # the file holds bytes from before this call's latest fresh start
     hasher.reset()
-    with open(temp, "a+b") as handle:
-        handle.seek(0)  # bytes an earlier run already fetched: hash them and go on from there
-        while block := handle.read(chunk_size):
-            hasher.update(block)
-            written += len(block)
+    ring = _Ring(chunk_size, hasher.AHEAD + 2)  # the reads land here: no chunk allocated
+    # Unbuffered: each chunk goes to the file in one write, straight from its buffer.
+    with open(temp, "a+b", buffering=0) as handle:
+        handle.seek(0)  # (appends still go to the end)
+        while count := handle.readinto(buffer := ring.next()):  # bytes an earlier run
+            hasher.update(buffer[:count])  # already fetched: hash them and go on from there
+            written += count
+        writeback = _WriteBack(handle.fileno(), written)
         if written:
             log.info("%s: going on from %d bytes fetched by an earlier run", operation, written)
         while True:
             if total is not None and written == total:
                 break  # an earlier answer gave the size, and every byte is here
             spliced = spliced or written > 0
-            headers = (
-                {"Range": f"bytes={written}-", "Accept": "*/*"} if written else {"Accept": "*/*"}
-            )
+            # identity: the bytes as they are on the server, so a Range counts those bytes
+            # and the body can be read straight into the buffers (``_body``)
+            headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+            if written:
+                headers["Range"] = f"bytes={written}-"
             response = transport.request(
                 "GET",
                 url,
@@ -191,10 +200,10 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                 # The range is past the end: what we have is not a prefix of this file.
                 log.info("%s: the %d bytes already here do not fit the file (%s bytes); "
                          "starting again", operation, written, whole)
-                handle.seek(0)
-                handle.truncate()
+                handle.truncate(0)
                 hasher.reset()
                 written, spliced = 0, False
+                writeback = _WriteBack(handle.fileno(), 0)
                 resumes += 1
                 if resumes > max_resumes:
                     raise DownloadError(f"{operation}: the server kept refusing the range",
@@ -204,23 +213,23 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                 start, total = _where(response, written, total, operation)
                 if start == 0 and written:
                     log.info("%s: the server ignored the range; starting again", operation)
-                    handle.seek(0)
-                    handle.truncate()
+                    handle.truncate(0)
                     hasher.reset()
                     written, spliced = 0, False
+                    writeback = _WriteBack(handle.fileno(), 0)
                 if hint is None:
                     hint = content_disposition_name(response.headers.get("Content-Disposition"))
                 try:
-                    for chunk in _chunks(response, chunk_size):
-                        handle.write(chunk)
+                    for chunk in _body(response, ring):
+                        _write(handle, chunk)
                         hasher.update(chunk)
                         written += len(chunk)
+                        writeback.wrote(written)
                         crashpoint.hit("download-chunk")
-                except _STREAM_ERRORS as exc:
-                    reason = type(exc).__name__
+                except _StreamBroken as broken:
+                    reason = broken.reason
                 else:
                     if total is None or written == total:
-                        handle.flush()
                         crashpoint.hit("download-last-byte")
                         break
                     if written > total:
@@ -239,7 +248,6 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
             log.info(
                 "%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written
             )
-            handle.flush()
     return hint, written, hasher.hexdigest(), resumes, spliced
 
 
@@ -255,15 +263,96 @@ def _unsatisfied_length(response: requests.Response) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
-    """The body as it arrives: ``read1`` hands over every byte received before a drop, where
-    ``iter_content`` would lose a partly filled chunk (urllib3 1.x falls back to it)."""
-    read1 = getattr(response.raw, "read1", None)
-    if read1 is None:  # pragma: no cover - urllib3 < 2
-        yield from response.iter_content(size)
+class _StreamBroken(Exception):
+    """The body stopped before its end (a drop, a reset, a time-out): go on with Range."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Ring:
+    """``count`` buffers of ``size`` bytes, handed out in turn: a chunk read into one stays
+    whole while the ``count - 1`` after it are read (``StreamCheck`` may still be on it)."""
+
+    def __init__(self, size: int, count: int) -> None:
+        self._buffers = [memoryview(bytearray(size)) for _ in range(count)]
+        self._turn = 0
+
+    def __len__(self) -> int:
+        return len(self._buffers[0])
+
+    def next(self) -> memoryview:
+        self._turn = (self._turn + 1) % len(self._buffers)
+        return self._buffers[self._turn]
+
+
+def _body(response: requests.Response, ring: _Ring) -> Iterator[memoryview]:
+    """The body as it arrives, each piece read into the ring's next buffer; the stream's
+    errors become ``_StreamBroken``.
+
+    An identity-encoded body is read with ``readinto`` straight from ``http.client``'s
+    response under urllib3's: the socket fills the buffer, with no chunk allocated or
+    copied on the way (urllib3's ``read1`` makes a ``bytes`` of every piece).  A piece is
+    whatever arrived before a drop, so no byte that came is lost.  A compressed body goes
+    through urllib3, which decodes it."""
+    fp = getattr(response.raw, "_fp", None)
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if not isinstance(fp, http.client.HTTPResponse) or encoding not in ("", "identity"):
+        yield from _decoded(response, len(ring))
         return
-    while chunk := read1(size, decode_content=True):
-        yield chunk
+    while True:
+        buffer = ring.next()
+        try:
+            count = fp.readinto(buffer)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _StreamBroken(type(exc).__name__) from exc
+        if not count:
+            return
+        yield buffer[:count]
+
+
+def _decoded(response: requests.Response, size: int) -> Iterator[memoryview]:
+    """The body through urllib3's ``read1`` (decoded as its Content-Encoding says)."""
+    while True:
+        try:
+            chunk = response.raw.read1(size, decode_content=True)
+        except _STREAM_ERRORS as exc:
+            raise _StreamBroken(type(exc).__name__) from exc
+        if not chunk:
+            return
+        yield memoryview(chunk)
+
+
+def _write(handle: Any, data: memoryview) -> None:
+    """All of ``data`` to an unbuffered file."""
+    while data:
+        data = data[handle.write(data):]
+
+
+class _WriteBack:
+    """Starts the disk writing a file's bytes while the rest still streams, so the fsync at
+    the end waits for the last window only, not the whole file (``POSIX_FADV_DONTNEED``
+    writes a range's dirty pages back and drops the ones already written, which also
+    keeps a large download from filling the page cache)."""
+
+    WINDOW = 16 << 20
+
+    def __init__(self, fd: int, written: int) -> None:
+        self._fd = fd
+        self._done = written - written % self.WINDOW  # bytes handed to the disk so far
+        self._advise = getattr(os, "posix_fadvise", None)
+
+    def wrote(self, written: int) -> None:
+        if written - self._done < self.WINDOW or self._advise is None:
+            return
+        end = written - written % self.WINDOW
+        start = max(0, self._done - self.WINDOW)  # the window before: written back by now
+        try:
+            self._advise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        except OSError:  # only advice: a file system that refuses it is written all the same
+            self._advise = None
+        self._done = end
 
 
 def _where(response: requests.Response, written: int, total: int | None, operation: str):

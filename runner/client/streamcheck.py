@@ -4,10 +4,11 @@
 (sha256) and walks the .zip's local headers, checking each member's CRC-32 (and size) as
 its bytes go by, so the file is never read back.  Memory is one header at most.
 
-It runs in the writing thread, on the chunks as the socket hands them over (one 16 KiB TLS
-record each).  Measured on 2 cores (see BENCHMARKS.md), a checking thread behind a queue,
-or gathering the records into 1 MiB chunks first, both cost more CPU than they saved:
-GIL hand-offs and a copy of every byte.
+It runs on a thread of its own, on the 1 MiB chunks the download reads straight into a
+ring of buffers (no copy): sha256 and CRC-32 let go of the GIL on a chunk that size, so
+they run beside the next read and write with a few hand-offs per MiB.  (On 16 KiB pieces,
+or with a copy into 1 MiB chunks, a thread cost more than it saved: see BENCHMARKS.md.)
+The CRC-32 is zlib-ng's, several times zlib's on a CPU with carry-less multiply.
 
 When the last byte is in, ``verify_zip`` reads only the central directory and checks that
 every member it lists was seen, at its offset, whole and with the CRC both headers give.
@@ -19,13 +20,20 @@ the file is read back and every member tested.  Either way a corrupt .zip is ref
 from __future__ import annotations
 
 import hashlib
+import queue
 import struct
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import DownloadError
+
+try:  # zlib-ng's CRC-32 (folding with PCLMULQDQ/VPCLMULQDQ) is several times zlib's
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - a platform without its wheel
+    from zlib import crc32
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header, without name and extra
 _LOCAL_SIG = 0x04034B50
@@ -60,7 +68,7 @@ class ZipWalker:
         self._inflate: zlib._Decompress | None = None
         self._broken = False  # the current member's deflate stream is not valid
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view and not (self.done or self.unfollowable):
             view = self._header(view) if self._member is None else self._data(view)
@@ -117,7 +125,7 @@ class ZipWalker:
         self._left -= len(part)
         self._pos += len(part)
         if self._inflate is None:
-            self._crc = zlib.crc32(part, self._crc)
+            self._crc = crc32(part, self._crc)
             self._size += len(part)
         elif not self._broken:
             try:
@@ -132,7 +140,7 @@ class ZipWalker:
         assert self._inflate is not None
         out = self._inflate.decompress(part, _INFLATE_CAP)
         while True:
-            self._crc = zlib.crc32(out, self._crc)
+            self._crc = crc32(out, self._crc)
             self._size += len(out)
             tail = self._inflate.unconsumed_tail
             if not tail:
@@ -140,7 +148,7 @@ class ZipWalker:
             out = self._inflate.decompress(tail, _INFLATE_CAP)
         if self._left == 0:
             rest = self._inflate.flush()
-            self._crc = zlib.crc32(rest, self._crc)
+            self._crc = crc32(rest, self._crc)
             self._size += len(rest)
 
     def _end_member(self) -> None:
@@ -175,30 +183,75 @@ def _zip64_sizes(extra: bytes, size: int, compressed: int) -> tuple[int, int]:
 class StreamCheck:
     """sha256 and .zip CRCs of a file, computed from its chunks as they are written.
 
-    ``update`` and ``hexdigest`` are hashlib's; ``reset`` starts again from byte 0 (a
-    resume that had to throw the bytes away); ``verify_zip`` after the last byte.
+    ``update`` hands a chunk to a checking thread and returns at once, so the hashing runs
+    on the other core while the next chunk is read and written; ``hexdigest`` and
+    ``verify_zip`` wait for the chunks handed over so far.  A caller that reuses its
+    buffers must leave a chunk's bytes alone until ``AHEAD + 1`` more ``update`` calls have
+    returned: a ring of ``AHEAD + 2`` buffers, each chunk read into the next, does that.
+    (At most ``AHEAD`` chunks wait in the queue and one is being checked, so when
+    ``update`` of chunk N returns, chunk N - AHEAD - 1 and every one before it are done.)
+    ``reset`` starts again from byte 0 (a resume that had to throw the bytes away);
+    ``close`` ends the thread.
     """
 
+    AHEAD = 2
+
     def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(self.AHEAD)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.reset()
 
     def reset(self) -> None:
+        self.wait()
         self._hash = hashlib.sha256()
         self._walker = ZipWalker()
 
-    def update(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-        self._walker.feed(chunk)
+    def update(self, chunk: bytes | memoryview) -> None:
+        if self._error is not None:
+            self.wait()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="stream-check",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            try:
+                if chunk is None:
+                    return
+                if self._error is None:
+                    self._hash.update(chunk)  # (hashlib and zlib let go of the GIL)
+                    self._walker.feed(chunk)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def wait(self) -> None:
+        """Until every chunk handed over is checked; what the check raised, raised here."""
+        self._queue.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def hexdigest(self) -> str:
+        self.wait()
         return self._hash.hexdigest()
 
     def close(self) -> None:
-        """Nothing to release (kept so callers need not know how the check runs)."""
+        """End the checking thread (after the chunks it already has)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def verify_zip(self, path: Path, operation: str) -> None:
         """``path`` (the whole file that streamed) is a .zip whose every member is whole;
         ``DownloadError`` if not."""
+        self.wait()
         problem = self._streamed_problem(path, operation)
         if problem == _READ_BACK:
             verify_zip_file(path, operation)

@@ -11,8 +11,7 @@ import click
 
 from runner import regions as data_centers
 from runner.errors import PlaybookError
-from runner.plan import Plan, Step, thaw
-from runner.schema import schema_json
+from runner.steps import Plan, Step, thaw
 
 _EXTRA_VARS = click.option(
     "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
@@ -111,14 +110,37 @@ def plan(ctx: click.Context, playbook: str, as_json: bool, extra_vars: Sequence[
             document = document["tenants"][0]["plan"]
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
+        location = state_location(state, compiled)
         for number, one in enumerate(compiled.tenants):
             if one.tenant is not None:
                 click.echo(("\n" if number else "") + f"== tenant {one.tenant}")
             click.echo(render_plan(one.plan))
+            click.echo(_estimate(one, location))
         if out is not None:
             click.echo(f"plan saved to {out}; apply it with: insights-runner run {out}")
     if detailed_exitcode:
         ctx.exit(_pending_code(compiled, state_location(state, compiled), quiet=as_json))
+
+
+def _estimate(one: Any, location: str | None) -> str:
+    """The run's duration from the state's history (read-only), or why there is none."""
+    from runner.errors import UserError
+    from runner.execute.engine import RunOptions, max_exports
+    from runner.execute.estimate import deferred_steps, estimate
+    from runner.execute.state import StateStore
+    from runner.execute.tenants import state_for
+
+    where = state_for(RunOptions(state=location), one.plan.playbook, one.tenant)
+    try:
+        with StateStore.open(where.location, readonly=True, namespace=where.namespace) as store:
+            states = store.steps()
+            phases = [list(one.plan.steps), *deferred_steps(one.plan, states)]
+            # the state's other Steps too: their operations' medians stand in for new Steps
+            job_seconds = store.durations([*states, *(s.id for s in one.plan.steps)])
+    except UserError:
+        return f"estimate: none: no earlier run in the state ({where.describe()})"
+    return estimate(phases, states, job_seconds,
+                    slots=max_exports(one.plan.connection)).text()
 
 
 def _pending_code(compiled: Any, state: str | None, *, quiet: bool) -> int:
@@ -146,6 +168,8 @@ def schema(inventory: bool) -> None:
 
         click.echo(inventory_schema(), nl=False)
         return
+    from runner.schema import schema_json
+
     click.echo(schema_json(), nl=False)
 
 

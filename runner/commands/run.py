@@ -43,20 +43,28 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         state: str | None, junit: Path | None, as_json: bool, quiet: bool,
         report: Path | None = None, state_dir: Path | None = None,
         state_namespace: str | None = None) -> None:
-    from runner import planfile
+    from runner import inputs, planmemo
     from runner.errors import Interrupted, UserError
     from runner.execute.engine import RunOptions, check_connection, run_plan
     from runner.execute.tenants import TenantRun, run_one, run_tenants
     from runner.progress import Progress
     from runner.report import report_from_result, summary_table
 
-    if planfile.is_plan_file(playbook):
-        if extra_vars or inventory or limit:
-            raise UserError(f"{playbook} is a saved plan: it carries its own -e, -i and "
-                            "--limit; make a new plan to change them")
-        compiled = planfile.recompile(playbook)
-    else:
-        compiled = planfile.compile_targets(playbook, extra_vars, inventory, limit)
+    call = planmemo.Call(playbook, tuple(extra_vars), inventory, limit,
+                         state if state_dir is None else str(state_dir))
+    compiled: Any = None if check else planmemo.load(call)  # the plan as last compiled
+    reads = None
+    if compiled is None:
+        from runner import planfile
+
+        if planfile.is_plan_file(playbook):
+            if extra_vars or inventory or limit:
+                raise UserError(f"{playbook} is a saved plan: it carries its own -e, -i and "
+                                "--limit; make a new plan to change them")
+            compiled = planfile.recompile(playbook)
+        else:
+            with inputs.recording() as reads:
+                compiled = planfile.compile_targets(playbook, extra_vars, inventory, limit)
     options = RunOptions(extra_vars=tuple(extra_vars), tags=_tags(tags),
                          skip_tags=_tags(skip_tags), check=check, fresh=fresh,
                          state=state_location(state if state_dir is None else str(state_dir),
@@ -88,6 +96,8 @@ def run(playbook: str, extra_vars: Sequence[str], inventory: str | None, limit: 
         raise
     finally:
         progress.close(ending)
+    if reads is not None:  # the next run of the same inputs need not compile
+        planmemo.save(call, compiled, reads)
     _keep_history(runs, options)
     if len(runs) > 1:
         _show_tenants(several, as_json=as_json, quiet=quiet)

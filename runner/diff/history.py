@@ -45,6 +45,9 @@ def keep(result: Any, state_dir: Path) -> Path | None:
 
     if result is None or getattr(result, "interrupted", False):
         return None
+    outcomes = list(getattr(result, "outcomes", ()))
+    if outcomes and all(getattr(o, "reused", False) for o in outcomes):
+        return None  # (as below, before building a report of every Step for nothing)
     report = report_from_result(result)
     if report["status"] != "succeeded":
         return None  # a run with failed Steps would compare as if their outputs were gone

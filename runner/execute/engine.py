@@ -27,7 +27,6 @@ from runner.execute.remote import local_output_dir, publish_reports, remote_for
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore
 from runner.execute.state.location import TenantState, for_tenant
-from runner.generation import api_of
 from runner.layout import REPORT_NAME
 
 
@@ -186,7 +185,11 @@ def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, A
     """
     from runner.client.api import InsightsClient
     from runner.client.connection import resolve_connection, settings_for_simulator
+    from runner.generation import api_of
 
+    compiled_again = getattr(plan, "compiled_again", None)
+    if compiled_again is not None:  # a plan from the memo keeps no secret: compile them now
+        playbook, plan = compiled_again()
     connection = plan.connection
     if isinstance(connection, str):  # runner.inventory.targets resolves names before this
         raise UserError(f"{plan.playbook}: connection {connection!r} names an inventory "
@@ -232,8 +235,9 @@ def _locator(playbook: Any) -> Callable[[str], tuple[str, int, int]] | None:
 # ------------------------------------------------------------------------ the run
 
 
-def _compile_deferred(compile_task: Callable[..., Sequence[Any]], *args: Any, **kwargs: Any
-                      ) -> Sequence[Any]:
+def _compile_deferred(*args: Any, **kwargs: Any) -> Sequence[Any]:
+    from runner.plan import compile_task  # only now: a memo hit needs no template stack
+
     steps = compile_task(*args, **kwargs)
     crashpoint.hit("deferred-compile")  # compiled; neither remembered nor registered yet
     return steps
@@ -254,7 +258,6 @@ def run_plan(
     on_event: Callable[[Event], None] | None = None,
 ) -> RunResult:
     """Execute ``plan`` (compiled from ``playbook``) and write its run report."""
-    from runner.plan import compile_task
     from runner.report import write_junit, write_run_reports
 
     remote = remote_for(plan)  # output_dir in object storage: made locally, then uploaded
@@ -298,8 +301,8 @@ def run_plan(
                 # before: a re-run need not read a large register again.
                 compiled = registry.compile(
                     playbook, task.task_index, state_dir,
-                    functools.partial(_compile_deferred, compile_task,
-                                      run_facts=options.run_facts, existing=tuple(known)))
+                    functools.partial(_compile_deferred, run_facts=options.run_facts,
+                                      existing=tuple(known)))
                 known.extend(compiled)
                 new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)

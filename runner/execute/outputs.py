@@ -69,13 +69,16 @@ class Checkpoint:
 
 
 def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLike[str],
-                   *, real_base: str | None = None) -> Path:
+                   *, real_base: str | None = None,
+                   real_folders: dict[str, str] | None = None) -> Path:
     """The absolute path of ``relative`` inside ``output_dir``; ``UserError`` if it would leave.
 
     Backslashes count as separators (a playbook written on Windows means folders).  Symlinks
     inside the folder are followed only as far as they stay inside it.  ``real_base`` is
     ``os.path.realpath(output_dir)`` when the caller knows it (a resume asks thousands of
-    times for the same folder).
+    times for the same folder); ``real_folders``, a cache the caller keeps for one run,
+    holds the real path of each folder already resolved, so a Step costs an ``lstat`` of
+    its own file instead of one per path component.
     """
     text = os.fspath(relative)
     parts = _relative_parts(text)
@@ -86,13 +89,31 @@ def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLi
     # costs several times as much for the same lstat calls.
     base = real_base if real_base is not None else os.path.realpath(output_dir)
     candidate = os.path.join(base, *parts)
-    real = os.path.realpath(candidate)
+    real, folder = _real(candidate, real_folders)
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
         raise UserError(f"output path {text!r} leads outside the output folder {base} "
                         "through a symbolic link")
-    if os.path.isdir(candidate):
+    if folder:
         raise UserError(f"output path {text!r} is an existing folder; name a file")
     return Path(candidate)
+
+
+def _real(candidate: str, real_folders: dict[str, str] | None) -> tuple[str, bool]:
+    """The real path of ``candidate`` and whether it is a folder (one ``lstat`` when its
+    folder's real path is in ``real_folders``)."""
+    if real_folders is None:
+        return os.path.realpath(candidate), os.path.isdir(candidate)
+    folder, name = os.path.split(candidate)
+    real_folder = real_folders.get(folder)
+    if real_folder is None:
+        real_folder = real_folders[folder] = os.path.realpath(folder)
+    try:
+        mode = os.lstat(candidate).st_mode
+    except OSError:
+        return os.path.join(real_folder, name), False  # not there (yet)
+    if stat.S_ISLNK(mode):
+        return os.path.realpath(candidate), os.path.isdir(candidate)
+    return os.path.join(real_folder, name), stat.S_ISDIR(mode)
 
 
 def _relative_parts(text: str) -> list[str] | None:

@@ -31,7 +31,6 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, overload
 
 from runner.execute import outputs
@@ -202,13 +201,15 @@ class Registry:
 
     def _memo_path(self, playbook: Any, task_index: int, state_dir: Path | None
                    ) -> Path | None:
-        task = playbook.tasks[task_index]
-        if state_dir is None or not self.fingerprint or not _pure(playbook, task):
+        if state_dir is None or not self.fingerprint:
             return None
-        inputs = {name: self._identity.get(name) for name in sorted(task.needs)}
+        needs, pure = task_facts(playbook, task_index)
+        if not pure:
+            return None
+        inputs = {name: self._identity.get(name) for name in sorted(needs)}
         if any(value is None for value in inputs.values()):
             return None
-        from runner.plan import PLAN_FORMAT_VERSION, Step
+        from runner.steps import PLAN_FORMAT_VERSION, Step
 
         # The shape of a Step counts too: a runner that plans differently compiles again.
         shape = [PLAN_FORMAT_VERSION, sorted(Step.__dataclass_fields__)]
@@ -231,6 +232,17 @@ class Registry:
 
 
 # ------------------------------------------------------------------ the compile memo
+
+
+def task_facts(playbook: Any, task_index: int) -> tuple[frozenset[str], bool]:
+    """The registers a deferred task reads, and whether its Steps depend on nothing else
+    (``_pure``).  A playbook from the plan memo (``runner.planmemo``) knows both without
+    the template stack."""
+    known = getattr(playbook, "task_facts", None)
+    if known is not None:
+        return known(task_index)  # type: ignore[no-any-return]
+    task = playbook.tasks[task_index]
+    return frozenset(task.needs), _pure(playbook, task)
 
 
 def _pure(playbook: Any, task: Any) -> bool:
@@ -269,30 +281,15 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def _load_steps(path: Path) -> list[Any] | None:
-    from runner.plan import Step
+    from runner.steps import Step
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         if document.get("version") != MEMO_VERSION:
             return None
-        derived = {"changes_tenant"}  # plan JSON shows it; the Step computes it
-        return [Step(**{**{k: v for k, v in d.items() if k not in derived},
-                        "request": _freeze(d["request"]), "tags": tuple(d["tags"])})
-                for d in document["steps"]]
+        return [Step.from_json(d) for d in document["steps"]]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None  # missing or unreadable: compile again
-
-
-def _freeze(value: Any) -> Any:
-    """``runner.plan.freeze`` with a fast path for the long lists of strings (e-mails, URLs)
-    that capped fields hold."""
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        if all(type(v) is str for v in value):
-            return tuple(value)
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 def _save_steps(path: Path, steps: Sequence[Any]) -> None:

@@ -155,7 +155,7 @@ class Stop:
             signal.signal(signal.SIGINT, previous)
 
 
-@dataclass
+@dataclass(slots=True)
 class JobSpan:
     """One export job's hold on a slot (wall-clock times): from its submit to the poll that
     saw it end, or to the moment the scheduler stopped waiting for it (``ended`` stays None
@@ -167,7 +167,7 @@ class JobSpan:
     status: str | None = None  # the job's end (succeeded, failed, ...) or "abandoned"
 
 
-@dataclass
+@dataclass(slots=True)  # one per Step: 200,000 in a plan of v2 size
 class Outcome:
     """What became of one Step in this run (the run report's row)."""
 
@@ -245,6 +245,7 @@ class Scheduler:
         self._expected: dict[str, float] = {}  # Step id -> its job's length from history
         self._lengths: dict[str, float] = {}  # measured this run, not yet in the store
         self._real_output: str | None = None
+        self._real_folders: dict[str, str] = {}  # each output folder's real path, this run
         self._jobs: dict[str, _Job] = {}
         self._done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._outstanding = 0  # downloads and queries handed to workers, not yet reported
@@ -318,7 +319,7 @@ class Scheduler:
 
     def add(self, steps: Sequence[Any]) -> None:
         """Queue Steps, resuming each from what the state store says of it."""
-        states = self.store.steps_of(step.id for step in steps)
+        states = self.store.steps_of((step.id for step in steps), requests=False)
         now = self.clock()
         # Each id once: a Step already scheduled (same request and output) is not run again.
         fresh = list({s.id: s for s in steps if s.id not in self.outcomes}.values())
@@ -402,7 +403,8 @@ class Scheduler:
     def _target(self, step: Any) -> Path:
         if self._real_output is None:  # once: the folder does not move during a run
             self._real_output = os.path.realpath(self.output_dir)
-        return outputs.resolve_output(self.output_dir, step.output, real_base=self._real_output)
+        return outputs.resolve_output(self.output_dir, step.output, real_base=self._real_output,
+                                      real_folders=self._real_folders)
 
     # ------------------------------------------------------------------ the loop
 

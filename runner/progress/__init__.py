@@ -23,7 +23,7 @@ SUMMARY_SECONDS = 30.0
 _PLAIN_EVENTS = {
     "submitted": "submitted",
     "reattached": "re-attached to its job",
-    "retry": "job failed; submitting again",
+    "retry": "this try failed; trying again",  # a job, a download or an upload
     "slots_busy": "the service's export slots are busy; waiting",
     "taken_over": "taken over from a runner that stopped",
     "succeeded": "done",

@@ -226,7 +226,20 @@ def _plain(value: Any) -> Any:
 
 
 def report_json(report: Mapping[str, Any]) -> bytes:
-    return (json.dumps(report, indent=2, ensure_ascii=False, default=_plain) + "\n").encode()
+    """One key per line, and one line per Step: ``json.dumps`` without ``indent`` takes the
+    C encoder, several times faster than the indented one on a report of 200,000 Steps."""
+    lines = []
+    for key, value in report.items():
+        if key == "steps" and value:
+            text = "[\n    " + ",\n    ".join(_compact(step) for step in value) + "\n  ]"
+        else:
+            text = _compact(value)
+        lines.append(f"  {json.dumps(key, ensure_ascii=False)}: {text}")
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_plain)
 
 
 def write_report(path: str | Path, report: Any) -> FileInfo:

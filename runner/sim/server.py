@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from werkzeug import Request, Response
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from runner import catalog
 from runner.sim import faults as fault_kinds
@@ -40,6 +40,7 @@ from runner.sim.drift import tenant_for
 from runner.sim.faults import Faults
 from runner.sim.fields import BadRequest, read
 from runner.sim.google import GoogleTenant
+from runner.sim.keepalive import KeepAliveHandler
 from runner.sim.identity import (
     DISCOVERY_PATH,
     TOKEN_PATH,
@@ -80,13 +81,6 @@ class SimConfig:
     @property
     def resolved_client_id(self) -> str:
         return self.client_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"insights-sim/{self.seed}"))
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr: the request log is the simulator's record."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class Service:
@@ -307,7 +301,7 @@ class Simulator:
         listener = socket.create_server((cfg.host, cfg.port), family=family)
         try:
             self._server = make_server(cfg.host, cfg.port, _placeholder, threaded=True,
-                                       request_handler=_QuietHandler, fd=listener.fileno(),
+                                       request_handler=KeepAliveHandler, fd=listener.fileno(),
                                        ssl_context=self._tls_context())
         finally:
             listener.close()  # the server holds its own duplicate

@@ -129,6 +129,7 @@ RUN_COLUMNS = tuple(RunRecord.__dataclass_fields__)
 # Built from the constant column names above, never from input.
 STEP_LIST = ", ".join(STEP_COLUMNS)
 _STEP_SELECT = f"SELECT {STEP_LIST} FROM steps"  # noqa: S608
+_STEP_SELECT_LEAN = _STEP_SELECT.replace(" request,", " '' AS request,", 1)
 _IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
 
@@ -298,16 +299,31 @@ class StateStore:
         # A known Step keeps its stored request (the upsert below never changes it): skip
         # encoding it again, the most of a re-run's cost here (capped lists of e-mails).
         known = self._known_ids(str(step.id) for step in steps)
-        rows = [_step_row(step, run_id, now, encode=str(step.id) not in known) for step in steps]
-        if not rows:
-            return
+        rows, same = [], []
+        for step in steps:
+            stored = known.get(str(step.id))
+            row = _step_row(step, run_id, now, encode=stored is None)
+            if stored is not None and stored == (row[2], row[3], row[7]):
+                same.append(row[0])  # only its run stamp changes
+            else:
+                rows.append(row)
         with self._tx() as conn:
+            for start in range(0, len(same), _IDS_PER_QUERY):
+                chunk = same[start:start + _IDS_PER_QUERY]
+                conn.execute(f"UPDATE steps SET run_id = ?, updated_at = ? "  # noqa: S608
+                             f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                             (run_id, now, *chunk))
+            if not rows:
+                return
+            # A Step new to the store has nothing to reset (a shared store: another runner
+            # may have registered it since it was read, so every row is checked there)
+            reset = rows if self.shared else [row for row in rows if row[0] in known]
             conn.executemany(
                 "UPDATE steps SET status = 'pending', job_id = NULL, page_token = NULL, "
                 "records = 0, bytes = NULL, sha256 = NULL, mtime_ns = NULL, etag = NULL, "
                 "error = NULL, attempts = 0, started_at = NULL, submitted_at = NULL, "
                 "finished_at = NULL WHERE id = ? AND format IS NOT ?",
-                [(row[0], row[7]) for row in rows])
+                [(row[0], row[7]) for row in reset])
             conn.executemany(
                 "INSERT INTO steps (id, run_id, task_index, task_name, operation, kind, output,"
                 " format, request, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -316,13 +332,15 @@ class StateStore:
                 "format = excluded.format, updated_at = excluded.updated_at",
                 rows)
 
-    def _known_ids(self, step_ids: Iterable[str]) -> set[str]:
+    def _known_ids(self, step_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored (task_index, task_name, format) of those of ``step_ids`` known."""
         ids = list(dict.fromkeys(step_ids))
-        known: set[str] = set()
+        known: dict[str, tuple[Any, ...]] = {}
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start:start + _IDS_PER_QUERY]
-            sql = f"SELECT id FROM steps WHERE id IN ({', '.join('?' * len(chunk))})"  # noqa: S608
-            known.update(row[0] for row in self._read(sql, chunk))
+            sql = ("SELECT id, task_index, task_name, format FROM steps "  # noqa: S608
+                   f"WHERE id IN ({', '.join('?' * len(chunk))})")
+            known.update((row[0], tuple(row[1:])) for row in self._read(sql, chunk))
         return known
 
     def steps(self, run_id: int | None = None) -> dict[str, StepState]:
@@ -334,15 +352,18 @@ class StateStore:
             params = (run_id,)
         return {row[0]: _step(row) for row in self._read(sql + " ORDER BY task_index, id", params)}
 
-    def steps_of(self, step_ids: Iterable[str]) -> dict[str, StepState]:
+    def steps_of(self, step_ids: Iterable[str], *, requests: bool = True
+                 ) -> dict[str, StepState]:
         """The Steps with these ids (those the store knows), read in a few queries: the
-        scheduler asks for each batch it adds, so the cost follows the batch, not the store."""
+        scheduler asks for each batch it adds, so the cost follows the batch, not the store.
+        ``requests=False``: each ``request`` is "" (the scheduler has the plan's own)."""
         ids = list(dict.fromkeys(step_ids))
         found: dict[str, StepState] = {}
+        select = _STEP_SELECT if requests else _STEP_SELECT_LEAN
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start:start + _IDS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))
-            for row in self._read(f"{_STEP_SELECT} WHERE id IN ({marks})", chunk):  # noqa: S608
+            for row in self._read(f"{select} WHERE id IN ({marks})", chunk):  # noqa: S608
                 found[row[0]] = _step(row)
         return found
 
