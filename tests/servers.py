@@ -1,22 +1,28 @@
-"""Real servers for the tests, started by the tests: a throwaway PostgreSQL cluster and
-Azurite (Azure Blob Storage) / moto (S3), each on a free 127.0.0.1 port with its files in a
-temporary folder.  ``make test`` installs the binaries first (.ci/ensure-postgres,
-.ci/ensure-azurite, moto from the test extra); a missing one is a failure, never a skip."""
+"""Real servers for the tests, started by the tests: a throwaway PostgreSQL cluster,
+Azurite (Azure Blob Storage) / moto (S3), and the simulator as its own process
+(``SimProcess``: `insights-runner sim serve` with a request log), each on a free 127.0.0.1
+port with its files in a temporary folder.  ``make test`` installs the binaries first
+(.ci/ensure-postgres, .ci/ensure-azurite, moto from the test extra); a missing one is a
+failure, never a skip."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE = REPO / ".ci" / "node" / "node_modules" / ".bin" / "azurite-blob"
@@ -209,3 +215,73 @@ def new_bucket(kind: str, env: dict[str, str]) -> Bucket:
                      aws_access_key_id="testing",
                      aws_secret_access_key="testing").create_bucket(Bucket=name)
     return Bucket(f"{kind}://{name}/reports", dict(env))
+
+
+# ------------------------------------------------------------------ the simulator, alone
+
+
+class SimProcess:
+    """`insights-runner sim serve` in its own process (one tenant), its log in a file."""
+
+    def __init__(self, folder: Path, seed: int, job_seconds: str) -> None:
+        folder.mkdir(parents=True)
+        self.log_path = folder / "requests.jsonl"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runner", "sim", "serve", "--port", "0", "--seed", str(seed),
+             "--job-seconds", job_seconds, "--out", str(folder / "certs"),
+             "--log", str(self.log_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        found: dict[str, str] = {}
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # what it prints for a playbook to connect
+            key, _, value = line.strip().partition(":")
+            found[key] = value.strip()
+            if line.startswith("Press Ctrl-C"):
+                break
+        self.base_url, self.identity_url = found["Web API URL"], found["Identity URL"]
+        self.client_id, self.pfx = found["Client ID"], found["Certificate"]
+        self.password = found[".pfx password"]
+
+    def connection(self, password_var: str) -> dict[str, Any]:
+        """An inventory tenant's connection to it, the password from ``password_var``."""
+        return {"base_url": self.base_url, "identity_url": self.identity_url,
+                "client_id": self.client_id,
+                "certificate": {"path": self.pfx,
+                                "password": "{{ env('" + password_var + "') }}"}}
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def submits(self) -> list[dict[str, Any]]:
+        """Export submissions it accepted."""
+        from runner import catalog
+
+        exports = {op.name for op in catalog.modules() if op.is_export}
+        return [e for e in self.entries() if e["kind"] == "request"
+                and e["operation"] in exports and e["method"] == "POST" and e["status"] == 200]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def most_at_once(entries: list[dict[str, Any]]) -> int:
+    """The most export jobs in progress at one moment, from a log's job starts and ends
+    (an end at the same instant as a start frees its slot first)."""
+    events = sorted((e["time"], 0 if e["event"] == "end" else 1) for e in entries
+                    if e["kind"] == "job")
+    running = peak = 0
+    for _, start in events:
+        running += 1 if start else -1
+        peak = max(peak, running)
+    return peak

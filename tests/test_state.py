@@ -193,8 +193,10 @@ def test_a_new_run_retries_failed_steps_with_fresh_attempts(store: StateStore) -
     assert (state.status, state.attempts, state.error) == (StepStatus.PENDING, 0, "boom")
 
 
-def test_every_transition_is_committed_before_the_call_returns(location: str) -> None:
+def test_every_transition_is_committed_before_the_call_returns(location: str,
+                                                                monkeypatch) -> None:
     # A child records a submit and is SIGKILLed right after: the job id must be stored.
+    monkeypatch.setenv("INSIGHTS_RUNNER_LEASE_SECONDS", "0.5")  # its runner is dead soon
     state_dir = location
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal, sys
@@ -209,6 +211,7 @@ def test_every_transition_is_committed_before_the_call_returns(location: str) ->
         os.kill(os.getpid(), signal.SIGKILL)
     """)], capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
+    time.sleep(0.6)  # a database's run is taken for crashed once its runner's lease ends
     with StateStore.open(state_dir) as store:
         state = store.step("e1")
         assert (state.status, state.job_id) == (StepStatus.SUBMITTED, 99)
@@ -328,29 +331,85 @@ def test_closing_the_store_releases_the_lock(location: str) -> None:
     StateStore.open(location).close()
 
 
-def test_a_second_run_on_a_database_is_refused_until_the_holder_dies(pg_url: str) -> None:
+CLAIMER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from runner.execute.state import StateStore
+    store = StateStore.open({state!r})
+    assert store.claim("e1") and store.acquire_slot("tenant-a", "e1", 2)
+    print("ready", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_runners_share_a_database_with_leases_that_expire_when_one_dies(
+        pg_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("INSIGHTS_RUNNER_LEASE_SECONDS", "1")
+    with StateStore.open(pg_url) as setup:
+        run_with(setup, export("e1"), export("e2", 1), export("e3", 2))
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER.format(repo=str(REPO), state=pg_url)],
+        [sys.executable, "-c", CLAIMER.format(repo=str(REPO), state=pg_url)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StateLockedError, match="in use by another run"):
-            StateStore.open(pg_url)
-        StateStore.open(pg_url, namespace="other-tenant").close()  # another namespace is free
+        with StateStore.open(pg_url) as mine, StateStore.open(pg_url) as other:
+            assert not mine.claim("e1")  # the live holder keeps its Step...
+            assert mine.claim("e2") and mine.claim("e2")  # ...each Step has one runner
+            assert not other.claim("e2") and other.claim("e3")
+            assert other.claimed_elsewhere(["e1", "e2", "e3"]) == {"e1", "e2"}
+            mine.begin_run("playbook.yml", "fp")  # --fresh would pull its Steps away
+            with pytest.raises(UserError, match="--fresh: other runners are working"):
+                other.clear_steps("playbook.yml")
+            # The tenant has two slots: the holder has one, so one is left for everyone.
+            assert mine.acquire_slot("tenant-a", "e2", 2)
+            assert not other.acquire_slot("tenant-a", "e3", 2)
+            assert other.acquire_slot("tenant-b", "e3", 2)  # another tenant's are its own
+            with StateStore.open(pg_url, namespace="oneshot/x") as oneshot:  # any namespace
+                assert not oneshot.acquire_slot("tenant-a", "e9", 2)
+                assert oneshot.acquire_slot("tenant-a", "e9", 2, force=True)  # a re-attach
+                oneshot.release_slot("tenant-a", "e9")
+            mine.release_slot("tenant-a", "e2")
+            assert other.acquire_slot("tenant-a", "e3", 2)
+            assert other.leases.slots_held("tenant-a") == 2
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+            assert not mine.claim("e1")  # its lease has not run out yet...
+            deadline = time.monotonic() + 10
+            while not mine.claim("e1"):  # ...and then it has: a survivor takes it over
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert mine.took_over("e1") and not mine.took_over("e1")  # told once
+            assert not mine.took_over("e2")  # never anyone else's
+            # The dead one's slot stays counted (its job may still run) and goes with the
+            # Step to whoever takes it over...
+            assert other.leases.slots_held("tenant-a") == 2
+            assert mine.acquire_slot("tenant-a", "e1", 2)
+            assert not mine.acquire_slot("tenant-a", "e2", 2)
+            other.release_slot("tenant-a", "e3")
+            mine.release_slot("tenant-a", "e1")
+            with StateStore.open(pg_url, namespace="n2") as late:  # ...or, untaken, expires
+                assert late.acquire_slot("tenant-c", "x", 1)
+                late.leases._stopping.set()  # its heart stops, as a killed runner's does
+                late.leases._heart.join()
+                assert not mine.acquire_slot("tenant-c", "y", 1)
+                deadline = time.monotonic() + 10
+                while not mine.acquire_slot("tenant-c", "y", 1):  # after two lease times
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        with StateStore.open(pg_url) as after:  # a clean close gives claims back at once
+            assert after.claim("e2") and after.claim("e3")
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=30)
+        if holder.poll() is None:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
         if holder.stdout is not None:
             holder.stdout.close()
-    deadline = time.monotonic() + 20  # the server drops a dead session's lock
-    while True:
-        try:
-            with StateStore.open(pg_url) as store:
-                assert store.last_run() is None
-            break
-        except StateLockedError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+
+
+def test_a_bad_lease_time_is_a_clear_error(pg_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("INSIGHTS_RUNNER_LEASE_SECONDS", "soon")
+    with pytest.raises(UserError, match="INSIGHTS_RUNNER_LEASE_SECONDS='soon': give a number"):
+        StateStore.open(pg_url)
 
 
 # ----------------------------------------------------------------------------- bulk

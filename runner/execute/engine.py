@@ -154,6 +154,28 @@ def max_exports(connection: Any) -> int:
     return catalog.MAX_CONCURRENT_EXPORTS
 
 
+def slot_tenant(connection: Any) -> str:
+    """The key of the tenant whose export slots a job takes, the same for every playbook,
+    runner and one-shot command that reaches it: its service (base URL, or region) and app
+    (client id), hashed.  The embedded simulator is a run's own tenant."""
+    import hashlib
+    import json
+
+    values = dict(connection) if isinstance(connection, Mapping) else {}
+    if values.get("simulator"):
+        return f"embedded-{uuid.uuid4().hex}"
+    service = str(values.get("base_url") or "").strip().rstrip("/").lower()
+    if not service and values.get("region"):
+        from runner import regions
+
+        try:
+            service = regions.data_center(str(values["region"])).base_url.rstrip("/").lower()
+        except KeyError:
+            service = f"region:{values['region']}"
+    key = json.dumps([service, str(values.get("client_id") or "").strip()])
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 @contextlib.contextmanager
 def open_connection(plan: Any, base_dir: Path, simulator_options: Mapping[str, Any],
                     playbook: Any = None) -> Iterator[Any]:
@@ -266,7 +288,8 @@ def run_plan(
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
                               poll=options.poll, on_event=on_event, stop=options.stop,
-                              max_slots=max_exports(plan.connection), remote=remote)
+                              max_slots=max_exports(plan.connection), remote=remote,
+                              tenant_key=slot_tenant(plan.connection))
 
         def on_step_done(outcome: Outcome) -> None:
             if registry.step_done(outcome) is None:

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ CHUNK = 1 << 20
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _STEP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_HOST = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:30] or "host"
 
 
 @dataclass(frozen=True)
@@ -217,11 +219,40 @@ class AtomicFile:
 
 
 def write_atomic(final: Path, data: bytes, step_id: str = "write") -> FileInfo:
-    """Write ``data`` to ``final`` atomically (the run report, small files)."""
-    with AtomicFile(final, step_id) as out:
+    """Write ``data`` to ``final`` atomically (the run report, small files), through a
+    partial file of this process's own (runners may share the folder)."""
+    with AtomicFile(final, own_partial_id(step_id)) as out:
         out.write(data)
     assert out.info is not None
+    remove_stale_partials(final, step_id)
     return out.info
+
+
+def own_partial_id(step_id: str) -> str:
+    """A partial file's id for a file several processes may write at once (the run
+    report in an output folder that runners share): ``<id>-<host>-<pid>``."""
+    return f"{step_id}-{_HOST}-{os.getpid()}"
+
+
+def remove_stale_partials(final: Path, step_id: str) -> None:
+    """Partial files of ``final`` left by processes of this host that died (killed while
+    writing it); other hosts' and live processes' are theirs."""
+    prefix = f".{final.name}.partial-{step_id}-{_HOST}-"
+    with contextlib.suppress(OSError):
+        for path in final.parent.iterdir():
+            pid = path.name[len(prefix):] if path.name.startswith(prefix) else ""
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                _remove(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _remove(path: Path) -> None:

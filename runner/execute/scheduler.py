@@ -204,6 +204,8 @@ class _Job:
 
 
 Event = tuple[str, Any]  # (kind, payload) for progress displays
+FOREIGN_SECONDS = 1.0  # how often Steps other runners hold are looked at again
+MAX_WAIT_SECONDS = 5.0  # the longest the scheduler waits without looking again
 ODD_STATUS_LIMIT = 5  # status answers of 0 or an unknown code before the Step fails
 
 
@@ -225,6 +227,7 @@ class Scheduler:
         stop: Stop | None = None,
         sleep: Callable[[float], None] | None = None,
         remote: Any = None,
+        tenant_key: str = "",
     ) -> None:
         self.api = api
         self.checkpoint_seconds = checkpoint_seconds
@@ -261,6 +264,14 @@ class Scheduler:
         # output_dir (then a local staging folder) is uploaded before its Step succeeds.
         self.remote = remote
         self._etags: dict[str, str] = {}
+        # A shared state (PostgreSQL, several runners): each Step is claimed by one runner,
+        # and each export job holds one of the tenant's slots leased in the database (the
+        # tenant is ``tenant_key``).  Steps another live runner holds are watched, the
+        # database re-read every ``FOREIGN_SECONDS``, until they end or are taken over.
+        self.tenant_key = tenant_key
+        self._foreign: dict[str, Any] = {}
+        self._foreign_due = 0.0
+        self._slot_waits: dict[str, float] = {}  # Step id -> when it began to wait
 
     # ------------------------------------------------------------------ public API
 
@@ -340,6 +351,8 @@ class Scheduler:
                 self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
                              sha256=state.sha256, records=state.records or None)
                 return
+            if self._claim_for_work(step, state, outcome, now) is None:
+                return
             state = self.store.requeue(step.id, "its blob is missing or changed; making it "
                                        "again", reset_attempts=True)
         if state.status == S.SUCCEEDED:
@@ -353,14 +366,25 @@ class Scheduler:
                 self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
                              sha256=state.sha256, records=state.records or None)
                 return
+            if self._claim_for_work(step, state, outcome, now) is None:
+                return
             state = self.store.requeue(step.id, "its file is missing or changed; making it again",
                                        reset_attempts=True)
         if state.status == S.FAILED:
+            if self._claim_for_work(step, state, outcome, now) is None:
+                return
             state = self.store.requeue(step.id, reset_attempts=True)
             outcome.attempts = 0
+        if step.kind != "export" or state.status != S.PENDING:  # a pending export is
+            fresh = self._claim_for_work(step, state, outcome, now)  # claimed at its submit
+            if fresh is None:
+                return
+            state = fresh
         if step.kind == "export":
             if state.status in (S.SUBMITTED, S.DOWNLOADING) and state.job_id is not None:
                 # Re-attach: the job is (or was) on the service; poll it, never resubmit.
+                # Its job holds one of the tenant's slots, whatever the leases say.
+                self._lease_slot(step, force=True)
                 span = JobSpan(state.job_id, state.submitted_at)
                 outcome.jobs.append(span)
                 self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True,
@@ -385,8 +409,9 @@ class Scheduler:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        while self._exports or self._jobs or self._outstanding:
+        while self._exports or self._jobs or self._outstanding or self._foreign:
             self._check_interrupt()
+            self._check_foreign()
             self._submit_ready()
             self._wait()
             self._check_interrupt()
@@ -398,7 +423,17 @@ class Scheduler:
             self._check_interrupt()
             step = self._exports.popleft()
             outcome = self.outcomes[step.id]
-            state = self.store.submitting(step.id)
+            if self.store.shared:
+                turn = self._shared_turn(step, now)
+                if turn == "elsewhere":
+                    continue
+                if turn == "wait":
+                    return
+            try:
+                state = self.store.submitting(step.id)
+            except BaseException:
+                self._free_slot(step.id)
+                raise
             outcome.attempts = state.attempts
             outcome.started = outcome.started or self.wall()
             sent = self.wall()
@@ -408,6 +443,7 @@ class Scheduler:
                 crashpoint.hit("after-submit")
             except SlotsBusy:
                 # Another client holds slots on this tenant: not a failure, wait our turn.
+                self._free_slot(step.id)
                 self.store.requeue(step.id, "the service's five export slots were busy")
                 self._exports.appendleft(step)
                 self._busy_backoff = min(30.0, max(1.0, self._busy_backoff * 2))
@@ -415,6 +451,7 @@ class Scheduler:
                 self._emit("slots_busy", step)
                 return
             except RunnerError as error:
+                self._free_slot(step.id)  # no job that this run polls holds it
                 if not _maybe_created(error):
                     if isinstance(error, UnreachableError):  # never sent: nothing to fear
                         self.store.requeue(step.id, str(error))
@@ -440,11 +477,21 @@ class Scheduler:
             now = self.clock()
 
     def _wait(self) -> None:
-        """Sleep until the next poll is due, handling worker results as they arrive."""
+        """Sleep until the next poll is due, handling worker results as they arrive.
+
+        Never for ever: with nothing left (the Steps other runners held have just ended, or
+        the last submit failed) it returns at once, and it wakes at least every
+        ``MAX_WAIT_SECONDS`` whatever it waits for."""
+        if not (self._exports or self._jobs or self._outstanding or self._foreign):
+            return
         deadlines = [job.next_poll for job in self._jobs.values()]
+        if self._foreign:
+            deadlines.append(self._foreign_due)
         if self._exports and len(self._jobs) < self.max_slots:
             deadlines.append(self._busy_until)
         timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
+        if self.sleep is None:
+            timeout = MAX_WAIT_SECONDS if timeout is None else min(timeout, MAX_WAIT_SECONDS)
         if self.sleep is not None and timeout is not None:
             self.sleep(timeout)  # time moves only by this sleep; then take what is ready
         else:
@@ -505,6 +552,121 @@ class Scheduler:
         if job.span is not None:
             job.span.ended = self.wall()
             job.span.status = how
+        if self.store.shared:
+            self._free_slot(step_id)
+            if self._busy_backoff == 0.0:  # not a refusal's back-off: a slot is free now
+                self._busy_until = min(self._busy_until, self.clock())
+
+    # ------------------------------------------------------------------ sharing the work
+
+    def _held_elsewhere(self, step: Any) -> bool:
+        """A shared state: claim ``step`` before working on it; when another live runner
+        holds it, watch it instead (True)."""
+        if not self.store.shared:
+            return False
+        if self.store.claim(step.id):
+            self._note_takeover(step)
+            return False
+        self._foreign[step.id] = step
+        return True
+
+    def _claim_for_work(self, step: Any, state: StepState, outcome: Outcome, now: float
+                        ) -> StepState | None:
+        """A shared state: claim ``step`` before working on it from ``state`` (read before
+        the claim).  None when there is nothing to do here: another live runner holds it
+        (watched), or it moved on before our claim (its last holder ended: reported, or
+        resumed from where it is now).  Else its state as it is now."""
+        if not self.store.shared:
+            return state
+        if self._held_elsewhere(step):
+            return None
+        current = self.store.step(step.id)
+        if current.status == state.status:
+            return current
+        if current.status in (S.SUCCEEDED, S.FAILED):
+            self._report_foreign(step, current)
+        else:
+            self._resume(step, current, outcome, now)
+        return None
+
+    def _note_takeover(self, step: Any) -> None:
+        if self.store.took_over(step.id):
+            self.outcomes[step.id].warnings.append("taken over from a runner that stopped")
+            self._emit("taken_over", step)
+
+    def _shared_turn(self, step: Any, now: float) -> str:
+        """Whether a pending export may be submitted now: "go" (claimed, with a slot),
+        "elsewhere" (another runner holds it or moved it on) or "wait" (every slot of the
+        tenant is leased: back at the head of the queue, the database asked again soon)."""
+        if self._held_elsewhere(step):
+            return "elsewhere"
+        current = self.store.step(step.id)
+        if current.status in (S.SUCCEEDED, S.FAILED):  # another runner ended it meanwhile
+            self._report_foreign(step, current)
+            return "elsewhere"
+        if current.status not in (S.PENDING, S.SUBMITTING):  # taken over from a dead one
+            self._resume(step, current, self.outcomes[step.id], now)
+            return "elsewhere"
+        outcome = self.outcomes[step.id]
+        if current.status == S.SUBMITTING and not any("crash window" in w
+                                                      for w in outcome.warnings):
+            outcome.warnings.append(
+                "a runner stopped while submitting this job: it may have been submitted "
+                "twice (the documented crash window)")
+        if not self._lease_slot(step):
+            self._exports.appendleft(step)
+            self._busy_until = now + min(1.0, self.poll.floor)
+            if step.id not in self._slot_waits:
+                self._slot_waits[step.id] = self.wall()
+                self._emit("slots_busy", step)
+            return "wait"
+        since = self._slot_waits.pop(step.id, None)
+        if since is not None:
+            outcome.warnings.append(
+                f"waited {self.wall() - since:.1f} s for one of the tenant's "
+                f"{self.max_slots} export slots, held by other runs sharing the state")
+        return "go"
+
+    def _lease_slot(self, step: Any, *, force: bool = False) -> bool:
+        return self.store.acquire_slot(self.tenant_key, step.id, self.max_slots, force=force)
+
+    def _free_slot(self, step_id: str) -> None:
+        self.store.release_slot(self.tenant_key, step_id)
+
+    def _check_foreign(self) -> None:
+        """Steps other live runners hold, every ``FOREIGN_SECONDS``: report those that
+        ended, with their real status; take over those whose runner is gone (its claim
+        expired, or it gave it back), resuming them from the state: a submitted job is
+        polled, never submitted again."""
+        now = self.clock()
+        if not self._foreign or now < self._foreign_due:
+            return
+        self._foreign_due = now + FOREIGN_SECONDS
+        states = self.store.steps_of(list(self._foreign))
+        held = self.store.claimed_elsewhere(list(self._foreign))
+        for step_id, step in list(self._foreign.items()):
+            state = states[step_id]
+            if state.status in (S.SUCCEEDED, S.FAILED):
+                del self._foreign[step_id]
+                self._report_foreign(step, state)
+            elif step_id not in held and self.store.claim(step_id):
+                del self._foreign[step_id]
+                self._note_takeover(step)
+                self._resume(step, state, self.outcomes[step_id], now)
+
+    def _report_foreign(self, step: Any, state: StepState) -> None:
+        """A Step another runner sharing the state finished: this run's report shows it."""
+        outcome = self.outcomes[step.id]
+        outcome.job_id, outcome.attempts = state.job_id, state.attempts
+        outcome.started = state.started_at
+        outcome.warnings.append("done by another runner sharing this state")
+        if state.status == S.SUCCEEDED:
+            self._finish(outcome, "succeeded", bytes=state.bytes, sha256=state.sha256,
+                         records=state.records or None,
+                         finished=state.finished_at or self.wall())
+        else:
+            self._finish(outcome, "failed", error=state.error,
+                         finished=state.finished_at or self.wall())
 
     def _still_running_problem(self, job: _Job, status: int, now: float) -> str | None:
         """Why to stop waiting for a job that is not finished, if there is a reason."""

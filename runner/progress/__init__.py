@@ -25,6 +25,7 @@ _PLAIN_EVENTS = {
     "reattached": "re-attached to its job",
     "retry": "this try failed; trying again",  # a job, a download or an upload
     "slots_busy": "the service's export slots are busy; waiting",
+    "taken_over": "taken over from a runner that stopped",
     "succeeded": "done",
     "failed": "FAILED",
 }

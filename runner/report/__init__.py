@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import crashpoint
-from runner.execute.outputs import AtomicFile, FileInfo
+from runner.execute.outputs import AtomicFile, FileInfo, own_partial_id, remove_stale_partials
 from runner.secret import Secret
 
 REPORT_VERSION = 1
@@ -272,12 +272,15 @@ def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> 
 
 
 def _write(path: Path, data: bytes, name: str) -> FileInfo:
-    """``write_atomic``, with the crash point ``name`` between the two halves of the data."""
-    with AtomicFile(path, name) as out:
+    """``write_atomic``, with the crash point ``name`` between the two halves of the data.
+    The partial file is this process's own: runners sharing an output folder each write
+    the report whole, the last one's in place."""
+    with AtomicFile(path, own_partial_id(name)) as out:
         out.write(data[: len(data) // 2])
         crashpoint.hit(name)
         out.write(data[len(data) // 2:])
     assert out.info is not None
+    remove_stale_partials(path, name)
     return out.info
 
 

@@ -517,13 +517,28 @@ class StateStore:
 
     # ------------------------------------------ sharing (a no-op for a private store)
 
-    def acquire_slot(self, tenant: str, step_id: str, limit: int) -> bool:
-        """Lease one of ``tenant``'s export slots for ``step_id``; False when all are held.
+    def claim(self, step_id: str) -> bool:
+        """Take ``step_id`` for this runner; False while another live runner holds it.
+        A private store (SQLite, one run at a time) has one runner: always True."""
+        return True
+
+    def acquire_slot(self, tenant: str, step_id: str, limit: int, *, force: bool = False
+                     ) -> bool:
+        """Lease one of ``tenant``'s export slots for ``step_id``; False when all are held
+        (``force``: take it even so, for a job that holds one on the service already).
         A private store (SQLite, one run at a time) has nothing to share: always True."""
         return True
 
     def release_slot(self, tenant: str, step_id: str) -> None:
         """The job of ``step_id`` ended: its slot is free for any runner."""
+
+    def took_over(self, step_id: str) -> bool:
+        """Whether this runner's claim on ``step_id`` was taken from a dead runner."""
+        return False
+
+    def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
+        """Which of these Steps other live runners hold (none, for a private store)."""
+        return set()
 
 
 def store_error(where: str, exc: object) -> RunnerError:

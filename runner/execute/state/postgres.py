@@ -11,9 +11,10 @@ FROM``); a job id is kept as JSONB so that an int stays an int and a string a st
 A transaction is committed (``synchronous_commit`` as the server has it, on by default)
 before its method returns.
 
-One run at a time per namespace: ``open`` takes a session advisory lock, which the server
-drops when the connection does (the runner exits, is killed, or its machine is lost), so it
-never goes stale.  The password of the URL is never written to a message.
+Several runners share one state (``shared = True``), see ``leases.py``: each store is a
+runner with a heartbeat; a Step is worked on by the runner that *claims* it, and an export
+job holds one of its tenant's slots, leased in a schema every namespace of the database
+shares.  The password of the URL is never written to a message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
 import re
 import threading
 import time
@@ -28,8 +30,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runner.errors import StateLockedError, UserError
+from runner.errors import UserError
 from runner.execute.state.base import StateStore, store_error
+from runner.execute.state.leases import Leases
 
 SCHEMA_PREFIX = "insights_runner"
 
@@ -146,6 +149,7 @@ class _Conn:
 
 class PostgresStore(StateStore):
     migrations = MIGRATIONS
+    shared = True
 
     def __init__(self, conn: Any, url: str, namespace: str, clock: Callable[[], float]) -> None:
         super().__init__(clock)
@@ -155,6 +159,7 @@ class PostgresStore(StateStore):
         self.schema = schema_name(namespace)
         self.where = redacted(url) + (f" (namespace {namespace})" if namespace else "")
         self._mutex = threading.RLock()
+        self.leases: Leases | None = None  # a writer's: its claims, slots and heartbeat
 
     @classmethod
     def open_url(cls, url: str, *, namespace: str = "", readonly: bool = False,
@@ -176,24 +181,61 @@ class PostgresStore(StateStore):
                     raise UserError(f"no state in {store.where}: the playbook has not run yet")
                 store._check_readable_version()
             else:
-                store._take_lock()
                 store._migrate()
+                store.leases = Leases.start(conn, store._mutex, url, namespace, store.where)
         except BaseException:
             conn.close()
             raise
         return store
 
-    def _take_lock(self) -> None:
-        key = _lock_key(self.schema)
-        taken = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-        if not taken:
-            raise StateLockedError(
-                f"the state {self.where} is in use by another run; wait for it to finish, "
-                "or give this run another --state")
-
     def close(self) -> None:
+        if self.leases is not None:
+            self.leases.stop()  # its claims go back at once; slots of running jobs expire
         with self._mutex:
-            self._conn.close()  # the server drops the session's advisory lock with it
+            self._conn.close()
+
+    # --------------------------------------------- sharing the work (runner.execute.state.leases)
+
+    def claim(self, step_id: str) -> bool:
+        return self.leases is None or self.leases.claim(step_id)
+
+    def acquire_slot(self, tenant: str, step_id: str, limit: int, *, force: bool = False
+                     ) -> bool:
+        return self.leases is None or self.leases.acquire_slot(tenant, step_id, limit,
+                                                               force=force)
+
+    def release_slot(self, tenant: str, step_id: str) -> None:
+        if self.leases is not None:
+            self.leases.release_slot(tenant, step_id)
+
+    def clear_steps(self, playbook: str | os.PathLike[str] | None = None) -> int:
+        """``--fresh``: refused while other live runners work on this namespace (it would
+        pull their Steps from under them)."""
+        if self.leases is not None and self.leases.others_at_work():
+            raise UserError(f"--fresh: other runners are working on the state {self.where}; "
+                            "wait for them to finish, or run without --fresh to share the work")
+        return super().clear_steps(playbook)
+
+    def took_over(self, step_id: str) -> bool:
+        return self.leases is not None and self.leases.took_over(step_id)
+
+    def claimed_elsewhere(self, step_ids: list[str]) -> set[str]:
+        return set() if self.leases is None else self.leases.claimed_elsewhere(step_ids)
+
+    def begin_run(self, playbook: str | os.PathLike[str], fingerprint: str) -> int:
+        run_id = super().begin_run(playbook, fingerprint)
+        if self.leases is not None:
+            self.leases.own_run(run_id)
+        return run_id
+
+    def _mark_crashed(self, conn: Any, now: float) -> None:
+        """Only the runs whose runner is dead: the others are going on beside this one."""
+        if self.leases is None:
+            super()._mark_crashed(conn, now)
+            return
+        sql = ("UPDATE runs SET status = ?, finished = ? WHERE status = ? AND id NOT IN "  # noqa: S608
+               f"({self.leases.live_runs_sql})")
+        conn.execute(sql, ("crashed", now, "running", self.namespace))
 
     # ------------------------------------------------------------ backend primitives
 
