@@ -158,7 +158,62 @@ def _compiled(source: str) -> tuple[bool, Any]:
         if len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData):
             inner = source.strip()[2:-2].removeprefix("-").removesuffix("-")
             return True, _ENV.compile_expression(inner, undefined_to_none=False)
-    return False, _ENV.from_string(tree)
+    template = _ENV.from_string(tree)
+    parts = _substitution_parts(tree)
+    return False, (template if parts is None else _Substitution(parts, template))
+
+
+_MISSING = object()
+
+
+def _substitution_parts(tree: nodes.Template) -> list[str | tuple[str, ...]] | None:
+    """Text and ``{{ name.attr... }}`` look-ups, when that is all the template is."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    for node in tree.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+            continue
+        names: list[str] = []
+        while isinstance(node, nodes.Getattr):
+            names.append(node.attr)
+            node = node.node
+        if not isinstance(node, nodes.Name):
+            return None
+        parts.append((node.name, *reversed(names)))
+    return parts
+
+
+class _Substitution:
+    """A template that is only text and ``{{ name.attr }}`` look-ups (most output paths:
+    ``access/{{ chunk.number }}.zip``), rendered without a new Jinja context for every
+    Step: 200,000 Steps render it 200,000 times.  A look-up it cannot answer exactly as
+    Jinja would (a name that is not there, an attribute that is not a plain dict key, a
+    value that is not a str or an int) renders through the Jinja template, so every error
+    and every edge case stays Jinja's."""
+
+    def __init__(self, parts: list[str | tuple[str, ...]], template: jinja2.Template) -> None:
+        self._parts = parts
+        self._template = template
+
+    def render(self, scope: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = scope.get(part[0], _MISSING)
+            for attr in part[1:]:
+                # Jinja's a.b is getattr first, then a["b"]: only a plain dict key with no
+                # attribute of that name is the same either way.
+                if type(value) is not dict or attr not in value or hasattr(value, attr):
+                    return self._template.render(scope)
+                value = value[attr]
+            if type(value) is not str and type(value) is not int:
+                return self._template.render(scope)
+            out.append(str(value))
+        return "".join(out)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
