@@ -232,6 +232,8 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                     reason = broken.reason
                 else:
                     if total is None or written == total:
+                        if total is not None:
+                            _keep_connection(response)
                         crashpoint.hit("download-last-byte")
                         break
                     if written > total:
@@ -251,6 +253,15 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                 "%s: transfer interrupted (%s) at %d bytes; resuming", operation, reason, written
             )
     return hint, written, hasher.hexdigest(), resumes, spliced
+
+
+def _keep_connection(response: requests.Response) -> None:
+    """The body was read to its end past urllib3 (``_body``): give the connection back to
+    the pool for the next request, as urllib3 does with a body it read itself; closing the
+    response would close the connection, and every download would cost a new one."""
+    fp = getattr(response.raw, "_fp", None)
+    if isinstance(fp, http.client.HTTPResponse) and fp.isclosed():
+        response.raw.release_conn()
 
 
 def _check_download(response: requests.Response) -> None:
