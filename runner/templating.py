@@ -159,8 +159,8 @@ def _compiled(source: str) -> tuple[bool, Any]:
             inner = source.strip()[2:-2].removeprefix("-").removesuffix("-")
             return True, _ENV.compile_expression(inner, undefined_to_none=False)
     template = _ENV.from_string(tree)
-    parts = _substitution_parts(tree)
-    return False, (template if parts is None else _Substitution(parts, template))
+    plain = _substitution_parts(tree)
+    return False, (template if plain is None else _Substitution(plain, template))
 
 
 _MISSING = object()
