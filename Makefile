@@ -20,9 +20,10 @@ run: $(STAMP)
 services:
 	for script in .ci/ensure-*; do [ -e "$$script" ] || continue; bash "$$script" || exit 1; done
 
-# pytest exits 5 when it collects nothing: that is a failure, never a pass.
+# pytest exits 5 when it collects nothing: that is a failure, never a pass. Two workers
+# (pytest-xdist), each running one test file at a time: module fixtures stay per file.
 test: $(STAMP) services
-	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
 
