@@ -94,6 +94,9 @@ def terminal_env(sim: Any) -> dict[str, str]:
     env = env_for(sim)
     env.pop("NO_COLOR", None)
     env["TERM"] = "xterm-256color"
+    # the pty's size, said again: a COLUMNS/LINES inherited from the test runner (a worker
+    # of pytest-xdist has them) would win over the pty in rich
+    env["COLUMNS"], env["LINES"] = str(COLUMNS), str(LINES)
     return env
 
 
