@@ -1,40 +1,5 @@
-"""The scheduler: runs a plan's Steps against one tenant, resumably.
-
-It owns concurrency, and nothing else does:
-
-* **Export slots.** At most ``max_slots`` (5) export jobs are in progress at once.  A slot is
-  taken when a job is submitted and freed as soon as a poll sees a terminal status, not
-  after the download, so the next job starts while the previous file is still streaming.
-  A refusal from the service ("five jobs already running": another tool holds slots on the
-  tenant) is ``SlotsBusy``: the Step goes back to the head of the queue and the scheduler
-  waits for one of its own jobs to finish, or a growing back-off, before trying again.
-* **Polling** (see ``PollPolicy``): each job is polled after a delay proportional to its age,
-  between a floor and a ceiling.  The time between a job finishing and us noticing is then
-  at most ``fraction`` of its run time (plus the floor), so each slot is kept busy for at
-  most ``(1 + fraction)`` times the job's real duration; with fraction 0.03 the makespan
-  stays within a few percent of what instant notification would give (benchmarks/slots.py
-  measures it).  Meanwhile the number of status requests per job grows only
-  logarithmically with its duration until the ceiling (a geometric series): a 20-second
-  job is asked about ~40 times, an hour-long one a few hundred times, never more often
-  than twice a second.
-* **History** (``StateStore.durations``): how long each Step's job ran in an earlier run.
-  The queue is ordered longest-known-first (LPT: jobs of unknown length first, in plan
-  order, since any of them may be long), so the last jobs to start are short ones and the
-  slots end together.  A job whose length is known is also polled at its expected end
-  (``PollPolicy.delay(age, expected)``), and closely for a floor's time after it, instead of
-  a floor or ``fraction`` of its age late; past that the age rule takes over again.
-* **Downloads and paged queries** run on a small pool of worker threads beside the slots.
-
-Everything the scheduler learns is committed to the state store before it acts on it
-(``submitting`` before the POST, the job id right after it), so a process killed at any
-point is resumed by the next run: finished Steps whose files still match are skipped,
-submitted jobs are polled again rather than submitted again, paged queries go on from
-their last committed token.
-
-The service is reached through a ``JobApi`` (submit, status, download, pages); the clock
-and sleep are injected so the policy can be tested without waiting (with ``sleep`` given,
-the scheduler sleeps through it until the next poll instead of waiting on its workers).
-"""
+"""The scheduler itself: one tenant's queue of Steps, its export slots, and the loop that
+submits, polls and hands finished jobs to the workers (the package's docstring says how)."""
 
 from __future__ import annotations
 
@@ -42,12 +7,9 @@ import contextlib
 import functools
 import os
 import queue
-import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +25,12 @@ from runner.errors import (
 from runner.execute import outputs, postprocess
 from runner.execute.paging import QueryFile, page_query
 from runner.execute.state import StateStore, StepState, StepStatus, TransitionError
+
+from .policy import PollPolicy
+from .records import ActiveJob, JobSpan, Outcome
+from .sharing import SharingMixin
+from .stop import Stop
+from .workers import Result, WorkerPool
 
 S = StepStatus
 # Errors that no other Step could get past either: the run stops, its state kept.
@@ -80,136 +48,12 @@ class JobApi(Protocol):
 
     def pages(self, step: Any, start: str | None) -> Iterator[tuple[list[dict], str | None]]: ...
 
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """How long to wait before asking again about a job that has run for ``age`` seconds."""
-
-    floor: float = 0.5
-    ceiling: float = 30.0
-    fraction: float = 0.03
-    max_job_seconds: float = 12 * 3600  # then the Step fails; the job may still finish
-
-    close_polls: int = 4  # polls in the floor's time after an expected end
-
-    def delay(self, age: float, expected: float | None = None) -> float:
-        """Seconds to the next poll; ``expected`` is the job's length from history.
-
-        Never later than the age rule; with a known length, one poll lands on the expected
-        end and ``close_polls`` follow within the next floor (history is only as precise
-        as the polls that measured it), so a job that lasts as long as last time is
-        noticed a fraction of a floor late at most, for a handful of extra requests.
-        """
-        usual = max(self.floor, min(self.ceiling, self.fraction * age))
-        if expected is None:
-            return usual
-        early = expected - age
-        if early > 0:
-            if early <= usual:
-                return early
-            # Split a gap just too long for one usual step: no poll a hair before the end.
-            return early / 2 if early < usual + self.floor else usual
-        if -early < self.floor:
-            return self.floor / max(1, self.close_polls)
-        return usual
-
-
-class Stop:
-    """Ctrl-C for one scheduler or several (one per tenant, in threads).
-
-    The main thread's SIGINT handler only sets this; each scheduler reads it between two
-    steps of its work, so an interrupt never lands between a submit and the commit of the
-    job id.  A second Ctrl-C is the usual KeyboardInterrupt, for a user who will not wait.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._wakers: list[Callable[[], None]] = []
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def set(self) -> None:
-        self._event.set()
-        for wake in list(self._wakers):
-            wake()
-
-    def add_waker(self, wake: Callable[[], None]) -> None:
-        """Called on ``set``, so a scheduler waiting for its next poll wakes at once."""
-        self._wakers.append(wake)
-
-    @contextlib.contextmanager
-    def on_sigint(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            self.set()
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-@dataclass(slots=True)
-class JobSpan:
-    """One export job's hold on a slot (wall-clock times): from its submit to the poll that
-    saw it end, or to the moment the scheduler stopped waiting for it (``ended`` stays None
-    while it runs, and when the run was interrupted)."""
-
-    job_id: int | str
-    submitted: float | None
-    ended: float | None = None
-    status: str | None = None  # the job's end (succeeded, failed, ...) or "abandoned"
-
-
-@dataclass(slots=True)  # one per Step: 200,000 in a plan of v2 size
-class Outcome:
-    """What became of one Step in this run (the run report's row)."""
-
-    step: Any
-    status: str = "pending"  # succeeded | failed | skipped | pending | interrupted
-    reused: bool = False  # finished by an earlier run; its file still matches
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    job_id: int | str | None = None
-    attempts: int = 0
-    job_failures: int = 0  # tries of this Step that failed this run (jobs, downloads, pages)
-    resubmitted_unknown: bool = False  # a re-attached job was unknown and submitted anew
-    bytes: int | None = None
-    sha256: str | None = None
-    records: int | None = None
-    started: float | None = None
-    finished: float | None = None
-    files: list[str] = field(default_factory=list)  # extracted/converted, output-relative
-    jobs: list[JobSpan] = field(default_factory=list)  # every job of this Step, this run
-
-
-@dataclass
-class _Job:
-    step: Any
-    job_id: int | str
-    submitted: float
-    next_poll: float
-    poll_errors: int = 0
-    reattached: bool = False  # found submitted by an earlier run
-    odd_answers: int = 0  # status codes that are not a job's (0, or unknown ones)
-    span: JobSpan | None = None  # the run report's record of the slot it holds
-    expected: float | None = None  # its Step's job length in an earlier run (seconds)
-    running_at: float = 0.0  # the age at which a poll last saw it still running
-
-
 Event = tuple[str, Any]  # (kind, payload) for progress displays
-FOREIGN_SECONDS = 1.0  # how often Steps other runners hold are looked at again
 MAX_WAIT_SECONDS = 5.0  # the longest the scheduler waits without looking again
 ODD_STATUS_LIMIT = 5  # status answers of 0 or an unknown code before the Step fails
 
 
-class Scheduler:
+class Scheduler(SharingMixin):
     def __init__(
         self,
         api: JobApi,
@@ -246,17 +90,10 @@ class Scheduler:
         self._lengths: dict[str, float] = {}  # measured this run, not yet in the store
         self._real_output: str | None = None
         self._real_folders: dict[str, str] = {}  # each output folder's real path, this run
-        self._jobs: dict[str, _Job] = {}
-        self._done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-        self._outstanding = 0  # downloads and queries handed to workers, not yet reported
-        self._stop = threading.Event()
-        self._work: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._jobs: dict[str, ActiveJob] = {}
+        self._workers = WorkerPool(workers)  # downloads and paged queries
         self._busy_until = 0.0
         self._busy_backoff = 0.0
-        self._threads = [
-            threading.Thread(target=self._worker, name=f"runner-worker-{i}", daemon=True)
-            for i in range(workers)
-        ]
         self._on_step_done: Callable[[Outcome], None] = lambda outcome: None
         self._owns_stop = stop is None
         self.stop = stop or Stop()
@@ -284,24 +121,21 @@ class Scheduler:
         """
         if on_step_done is not None:
             self._on_step_done = on_step_done
-        for thread in self._threads:
-            thread.start()
-        self.stop.add_waker(lambda: self._done.put(("interrupt", None, None)))
+        self._workers.start()
+        self.stop.add_waker(self._workers.interrupt)
         sigint = self.stop.on_sigint() if self._owns_stop else contextlib.nullcontext()
         try:
             with sigint:
                 self.add(steps)
                 self._loop()
         except KeyboardInterrupt:
-            self._stop.set()
+            self._workers.stopping.set()
             for outcome in self.outcomes.values():
                 if outcome.status == "pending":
                     outcome.status = "interrupted"
             raise Interrupted("interrupted; submitted jobs are recorded for the next run") from None
         finally:
-            self._stop.set()
-            for _ in self._threads:
-                self._work.put(None)
+            self._workers.stop()
             self._save_lengths()
         return self.outcomes
 
@@ -387,7 +221,7 @@ class Scheduler:
                 self._lease_slot(step, force=True)
                 span = JobSpan(state.job_id, state.submitted_at)
                 outcome.jobs.append(span)
-                self._jobs[step.id] = _Job(step, state.job_id, now, now, reattached=True,
+                self._jobs[step.id] = ActiveJob(step, state.job_id, now, now, reattached=True,
                                            span=span)
                 self._emit("reattached", step)
             elif state.status == S.SUBMITTING:
@@ -398,7 +232,7 @@ class Scheduler:
             else:
                 self._exports.append(step)
         else:
-            self._dispatch(step, self._query, state)
+            self._workers.dispatch(step, self._query, state)
 
     def _target(self, step: Any) -> Path:
         if self._real_output is None:  # once: the folder does not move during a run
@@ -409,7 +243,7 @@ class Scheduler:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        while self._exports or self._jobs or self._outstanding or self._foreign:
+        while self._exports or self._jobs or self._workers.outstanding or self._foreign:
             self._check_interrupt()
             self._check_foreign()
             self._submit_ready()
@@ -471,7 +305,7 @@ class Scheduler:
             span = JobSpan(job_id, sent)
             outcome.jobs.append(span)
             expected = self._expected.get(step.id)
-            self._jobs[step.id] = _Job(step, job_id, now, now + self.poll.delay(0, expected),
+            self._jobs[step.id] = ActiveJob(step, job_id, now, now + self.poll.delay(0, expected),
                                        expected=expected, span=span)
             self._emit("submitted", step)
             now = self.clock()
@@ -482,7 +316,7 @@ class Scheduler:
         Never for ever: with nothing left (the Steps other runners held have just ended, or
         the last submit failed) it returns at once, and it wakes at least every
         ``MAX_WAIT_SECONDS`` whatever it waits for."""
-        if not (self._exports or self._jobs or self._outstanding or self._foreign):
+        if not (self._exports or self._jobs or self._workers.outstanding or self._foreign):
             return
         deadlines = [job.next_poll for job in self._jobs.values()]
         if self._foreign:
@@ -496,13 +330,13 @@ class Scheduler:
             self.sleep(timeout)  # time moves only by this sleep; then take what is ready
         else:
             try:
-                result = self._done.get(timeout=timeout)
+                result = self._workers.results.get(timeout=timeout)
             except queue.Empty:
                 return
             self._handle(result)
         while True:  # drain whatever else is ready without waiting
             try:
-                self._handle(self._done.get_nowait())
+                self._handle(self._workers.results.get_nowait())
             except queue.Empty:
                 return
 
@@ -557,118 +391,7 @@ class Scheduler:
             if self._busy_backoff == 0.0:  # not a refusal's back-off: a slot is free now
                 self._busy_until = min(self._busy_until, self.clock())
 
-    # ------------------------------------------------------------------ sharing the work
-
-    def _held_elsewhere(self, step: Any) -> bool:
-        """A shared state: claim ``step`` before working on it; when another live runner
-        holds it, watch it instead (True)."""
-        if not self.store.shared:
-            return False
-        if self.store.claim(step.id):
-            self._note_takeover(step)
-            return False
-        self._foreign[step.id] = step
-        return True
-
-    def _claim_for_work(self, step: Any, state: StepState, outcome: Outcome, now: float
-                        ) -> StepState | None:
-        """A shared state: claim ``step`` before working on it from ``state`` (read before
-        the claim).  None when there is nothing to do here: another live runner holds it
-        (watched), or it moved on before our claim (its last holder ended: reported, or
-        resumed from where it is now).  Else its state as it is now."""
-        if not self.store.shared:
-            return state
-        if self._held_elsewhere(step):
-            return None
-        current = self.store.step(step.id)
-        if current.status == state.status:
-            return current
-        if current.status in (S.SUCCEEDED, S.FAILED):
-            self._report_foreign(step, current)
-        else:
-            self._resume(step, current, outcome, now)
-        return None
-
-    def _note_takeover(self, step: Any) -> None:
-        if self.store.took_over(step.id):
-            self.outcomes[step.id].warnings.append("taken over from a runner that stopped")
-            self._emit("taken_over", step)
-
-    def _shared_turn(self, step: Any, now: float) -> str:
-        """Whether a pending export may be submitted now: "go" (claimed, with a slot),
-        "elsewhere" (another runner holds it or moved it on) or "wait" (every slot of the
-        tenant is leased: back at the head of the queue, the database asked again soon)."""
-        if self._held_elsewhere(step):
-            return "elsewhere"
-        current = self.store.step(step.id)
-        if current.status in (S.SUCCEEDED, S.FAILED):  # another runner ended it meanwhile
-            self._report_foreign(step, current)
-            return "elsewhere"
-        if current.status not in (S.PENDING, S.SUBMITTING):  # taken over from a dead one
-            self._resume(step, current, self.outcomes[step.id], now)
-            return "elsewhere"
-        outcome = self.outcomes[step.id]
-        if current.status == S.SUBMITTING and not any("crash window" in w
-                                                      for w in outcome.warnings):
-            outcome.warnings.append(
-                "a runner stopped while submitting this job: it may have been submitted "
-                "twice (the documented crash window)")
-        if not self._lease_slot(step):
-            self._exports.appendleft(step)
-            self._busy_until = now + min(1.0, self.poll.floor)
-            if step.id not in self._slot_waits:
-                self._slot_waits[step.id] = self.wall()
-                self._emit("slots_busy", step)
-            return "wait"
-        since = self._slot_waits.pop(step.id, None)
-        if since is not None:
-            outcome.warnings.append(
-                f"waited {self.wall() - since:.1f} s for one of the tenant's "
-                f"{self.max_slots} export slots, held by other runs sharing the state")
-        return "go"
-
-    def _lease_slot(self, step: Any, *, force: bool = False) -> bool:
-        return self.store.acquire_slot(self.tenant_key, step.id, self.max_slots, force=force)
-
-    def _free_slot(self, step_id: str) -> None:
-        self.store.release_slot(self.tenant_key, step_id)
-
-    def _check_foreign(self) -> None:
-        """Steps other live runners hold, every ``FOREIGN_SECONDS``: report those that
-        ended, with their real status; take over those whose runner is gone (its claim
-        expired, or it gave it back), resuming them from the state: a submitted job is
-        polled, never submitted again."""
-        now = self.clock()
-        if not self._foreign or now < self._foreign_due:
-            return
-        self._foreign_due = now + FOREIGN_SECONDS
-        states = self.store.steps_of(list(self._foreign))
-        held = self.store.claimed_elsewhere(list(self._foreign))
-        for step_id, step in list(self._foreign.items()):
-            state = states[step_id]
-            if state.status in (S.SUCCEEDED, S.FAILED):
-                del self._foreign[step_id]
-                self._report_foreign(step, state)
-            elif step_id not in held and self.store.claim(step_id):
-                del self._foreign[step_id]
-                self._note_takeover(step)
-                self._resume(step, state, self.outcomes[step_id], now)
-
-    def _report_foreign(self, step: Any, state: StepState) -> None:
-        """A Step another runner sharing the state finished: this run's report shows it."""
-        outcome = self.outcomes[step.id]
-        outcome.job_id, outcome.attempts = state.job_id, state.attempts
-        outcome.started = state.started_at
-        outcome.warnings.append("done by another runner sharing this state")
-        if state.status == S.SUCCEEDED:
-            self._finish(outcome, "succeeded", bytes=state.bytes, sha256=state.sha256,
-                         records=state.records or None,
-                         finished=state.finished_at or self.wall())
-        else:
-            self._finish(outcome, "failed", error=state.error,
-                         finished=state.finished_at or self.wall())
-
-    def _still_running_problem(self, job: _Job, status: int, now: float) -> str | None:
+    def _still_running_problem(self, job: ActiveJob, status: int, now: float) -> str | None:
         """Why to stop waiting for a job that is not finished, if there is a reason."""
         if status not in catalog.EXPORT_STATUS.codes or status == catalog.STATUS_NONE:
             job.odd_answers += 1  # an answer that means nothing about the job
@@ -680,7 +403,7 @@ class Scheduler:
                     "gave up waiting (it may still finish on the service)")
         return None
 
-    def _job_unknown(self, job: _Job) -> None:
+    def _job_unknown(self, job: ActiveJob) -> None:
         """The service answers 404 for the job.  After a re-attach the job may simply have
         expired (or the service was reset): submit it anew, once.  Otherwise it is a
         failure of the job, counted against the task's retries."""
@@ -694,14 +417,14 @@ class Scheduler:
             return
         self._retry_or_fail(job.step, reason, lambda: self._resubmit(job.step, reason))
 
-    def _job_ended(self, job: _Job, status: int) -> None:
+    def _job_ended(self, job: ActiveJob, status: int) -> None:
         step, outcome = job.step, self.outcomes[job.step.id]
         if status in catalog.DOWNLOADABLE_STATUSES:
             if status == catalog.STATUS_SUCCEEDED_WITH_EXCEPTIONS:
                 outcome.warnings.append("the service exported this report with exceptions")
             if self.store.step(step.id).status != S.DOWNLOADING:
                 self.store.downloading(step.id)
-            self._dispatch(step, self._download, job.job_id)
+            self._workers.dispatch(step, self._download, job.job_id)
             return
         reason = f"export job {job.job_id} ended: {catalog.EXPORT_STATUS.label(status)}"
         self._retry_or_fail(step, reason, lambda: self._resubmit(step, reason))
@@ -723,31 +446,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ workers
 
-    def _dispatch(self, step: Any, work: Callable[[Any, Any], Any], argument: Any) -> None:
-        self._outstanding += 1
-
-        def task() -> None:
-            try:
-                result = work(step, argument)
-            except BaseException as error:  # reported to the scheduler's thread
-                self._done.put(("error", step, error))
-            else:
-                self._done.put(("ok", step, result))
-
-        self._work.put(task)
-
-    def _worker(self) -> None:
-        while True:
-            task = self._work.get()
-            if task is None or self._stop.is_set():
-                return
-            task()
-
-    def _handle(self, result: tuple[str, Any, Any]) -> None:
+    def _handle(self, result: Result) -> None:
         kind, step, payload = result
         if kind == "interrupt":
             raise KeyboardInterrupt
-        self._outstanding -= 1
+        self._workers.taken()
         if kind == "error":
             if isinstance(payload, KeyboardInterrupt):
                 raise payload
@@ -769,9 +472,9 @@ class Scheduler:
     def _again(self, step: Any) -> None:
         state = self.store.step(step.id)
         if step.kind == "export":
-            self._dispatch(step, self._download, state.job_id)
+            self._workers.dispatch(step, self._download, state.job_id)
         else:
-            self._dispatch(step, self._query, state)
+            self._workers.dispatch(step, self._query, state)
 
     def _download(self, step: Any, job_id: int | str) -> outputs.FileInfo:
         self._emit("downloading", step)
@@ -793,7 +496,7 @@ class Scheduler:
 
     def _query(self, step: Any, state: StepState) -> QueryFile:
         done = page_query(step, state, self.api.pages, self.store, self._target(step),
-                          stop=self._stop, clock=self.clock,
+                          stop=self._workers.stopping, clock=self.clock,
                           checkpoint_seconds=self.checkpoint_seconds, emit=self._emit)
         self._upload(step, done.info.path, done.sha256)
         return done

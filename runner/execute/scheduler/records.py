@@ -1,0 +1,57 @@
+"""What the scheduler keeps per Step and per job: the run report's rows and the jobs in flight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class JobSpan:
+    """One export job's hold on a slot (wall-clock times): from its submit to the poll that
+    saw it end, or to the moment the scheduler stopped waiting for it (``ended`` stays None
+    while it runs, and when the run was interrupted)."""
+
+    job_id: int | str
+    submitted: float | None
+    ended: float | None = None
+    status: str | None = None  # the job's end (succeeded, failed, ...) or "abandoned"
+
+
+@dataclass(slots=True)  # one per Step: 200,000 in a plan of v2 size
+class Outcome:
+    """What became of one Step in this run (the run report's row)."""
+
+    step: Any
+    status: str = "pending"  # succeeded | failed | skipped | pending | interrupted
+    reused: bool = False  # finished by an earlier run; its file still matches
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    job_id: int | str | None = None
+    attempts: int = 0
+    job_failures: int = 0  # tries of this Step that failed this run (jobs, downloads, pages)
+    resubmitted_unknown: bool = False  # a re-attached job was unknown and submitted anew
+    bytes: int | None = None
+    sha256: str | None = None
+    records: int | None = None
+    started: float | None = None
+    finished: float | None = None
+    files: list[str] = field(default_factory=list)  # extracted/converted, output-relative
+    jobs: list[JobSpan] = field(default_factory=list)  # every job of this Step, this run
+
+
+@dataclass
+class ActiveJob:
+    """An export job this run polls: it holds one of the tenant's slots."""
+
+    step: Any
+    job_id: int | str
+    submitted: float
+    next_poll: float
+    poll_errors: int = 0
+    reattached: bool = False  # found submitted by an earlier run
+    odd_answers: int = 0  # status codes that are not a job's (0, or unknown ones)
+    span: JobSpan | None = None  # the run report's record of the slot it holds
+    expected: float | None = None  # its Step's job length in an earlier run (seconds)
+    running_at: float = 0.0  # the age at which a poll last saw it still running
+
