@@ -131,6 +131,8 @@ def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str,
             postprocessing: Mapping[str, Any] | None = None) -> str:
     """A hash of what the Step asks and writes; post-processing counts only when set, so
     the ids of tasks without it are those of earlier versions."""
+    if type(request) is MappingProxyType:  # a Step's: its dict, without the encoder's
+        request = request.copy()  # call back into _json_default
     parts: list[Any] = [operation, request, output, fmt]
     if postprocessing:
         parts.append(dict(postprocessing))
