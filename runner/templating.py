@@ -195,6 +195,7 @@ class _Substitution:
     def __init__(self, parts: list[str | tuple[str, ...]], template: jinja2.Template) -> None:
         self._parts = parts
         self._template = template
+        self.names = frozenset(part[0] for part in parts if isinstance(part, tuple))
         # Jinja's a.b is getattr first, then a["b"]: only a plain dict key that is no
         # attribute of dict (a plain dict's attributes are its type's) is the same either
         # way, so a look-up of ``x.items`` or ``x.keys`` always goes to Jinja.
@@ -272,6 +273,8 @@ class Templar:
         functions = self.functions
         if native:
             return lambda context: _defined(compiled(**{**context, **functions}))
+        if isinstance(compiled, _Substitution) and not compiled.names & functions.keys():
+            return compiled.render  # it reads no function: the context alone will do
         return lambda context: compiled.render({**context, **functions})
 
     def expand(self, value: Any, context: Mapping[str, Any]) -> Any:
