@@ -307,12 +307,15 @@ def name_problem(name: str, what: str) -> str | None:
 # ------------------------------------------------------------- shared value checks
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")  # compiled once: checked for each of a plan's Steps
+
+
 def output_problem(value: str) -> tuple[str, str | None]:
     """The normalised POSIX form of an output path, and what is wrong with it, if anything."""
     if not value or not value.strip():
         return value, "must name a file"
     path = value.replace("\\", "/")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         return value, f"{value!r} is absolute; outputs are relative to output_dir"
     if path.endswith("/"):
         return value, f"{value!r} names a directory; it must name a file"

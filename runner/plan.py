@@ -12,12 +12,15 @@ a DeferredTask; the executor calls ``compile_task`` once those results exist.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import itertools
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from json import encoder as json_encoder
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -128,6 +131,8 @@ def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str,
             postprocessing: Mapping[str, Any] | None = None) -> str:
     """A hash of what the Step asks and writes; post-processing counts only when set, so
     the ids of tasks without it are those of earlier versions."""
+    if type(request) is MappingProxyType:  # a Step's: its dict, without the encoder's
+        request = request.copy()  # call back into _json_default
     parts: list[Any] = [operation, request, output, fmt]
     if postprocessing:
         parts.append(dict(postprocessing))
@@ -164,13 +169,28 @@ def chunk_product(lists: Mapping[str, Sequence[Any]],
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, MappingProxyType):
-        return dict(value)
+        copied = value.copy()  # the dict under it, copied in C (dict() reads key by key)
+        return copied if isinstance(copied, dict) else dict(value)
     return str(value)  # a Secret prints masked
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=_json_default)
+# The C encoder that ``_ENCODER.encode`` builds anew on every call, built once: a plan of
+# v2 size hashes 200,000 Step ids, and json.dumps' set-up per call was most of each one.
+# The arguments are JSONEncoder.iterencode's own (3.11-3.13); without the C module (or
+# with an object that refers to itself, which no Step holds) the plain encoder is used.
+_MAKE_C_ENCODER = getattr(json_encoder, "c_make_encoder", None)
+_C_ENCODE = None if _MAKE_C_ENCODER is None else _MAKE_C_ENCODER(
+    None, _json_default, json_encoder.encode_basestring, None, ":", ",", True, False, True)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default)
+    """The JSON of ``value`` with sorted keys and no spaces, as json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False) writes it: Step ids are hashes of it."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def slug(text: str) -> str:
@@ -299,7 +319,8 @@ class _Compiler:
     def task(self, task: Task) -> tuple[list[Step], str | None]:
         """The task's Steps and, when it has none, why; problems are reported."""
         try:
-            return self._task(task)
+            with _collector_paused():
+                return self._task(task)
         except _Failure as failure:
             self.report(failure)
             return [], None
@@ -310,6 +331,7 @@ class _Compiler:
                  "module": op.name, "slug": slug(task.title)}
         steps: list[Step] = []
         reasons: list[str] = []
+        postprocessing = _postprocessing(task)
         for item in self._items(task, facts):
             dynamic = {"task": facts} if item is _NO_ITEM else {"task": facts, "item": item}
             if task.when is not None and not self._when(task, dynamic):
@@ -323,10 +345,7 @@ class _Compiler:
                 requests = _requests(op, args, task.api)
             except ValueError as exc:
                 raise _Failure((*task.path, task.module), str(exc)) from None
-            outputs = [self._output(task, {**dynamic, "chunk": {"number": number,
-                                                                  "total": len(requests)}},
-                                    len(steps) + number)
-                       for number in range(1, len(requests) + 1)]
+            outputs = self._outputs(task, dynamic, len(requests), len(steps))
             if len(set(outputs)) < len(outputs) and fans_out(op, task.api):
                 # v2 takes one user, group, site or object per request where v1 took a
                 # list: a task written for v1 with one output gets one numbered file per
@@ -335,8 +354,7 @@ class _Compiler:
             for number, ((operation, request), output) in enumerate(
                     zip(requests, outputs, strict=True), start=1):
                 steps.append(Step(
-                    id=step_id(operation.name, request, output, task.format,
-                               _postprocessing(task)),
+                    id=step_id(operation.name, request, output, task.format, postprocessing),
                     task_index=task.index,
                     task_name=task.title,
                     operation=operation.name,
@@ -390,17 +408,41 @@ class _Compiler:
             raise _Failure((*task.path, task.module), f"{rule} (after expanding the template)")
         return args, None
 
+    def _outputs(self, task: Task, dynamic: Mapping[str, Any], total: int,
+                 running: int) -> list[str]:
+        """The output paths of one item's ``total`` Steps, ``chunk.number`` 1 to ``total``;
+        ``running``: the task's Steps before them."""
+        source = task.output
+        names = templating.references(source) if source and is_template(source) else \
+            frozenset()
+        if source is None or names & self._dynamic_vars:  # a var that reads chunk
+            return [self._output(task, {**dynamic, "chunk": {"number": number,
+                                                              "total": total}},
+                                 running + number)
+                    for number in range(1, total + 1)]
+        # What does not change from chunk to chunk is looked up once per item and the
+        # template compiled once per task: a task of v2 size renders it 200,000 times.
+        path = (*task.path, "output")
+        fixed = self._context(names - {"chunk"}, dynamic) if total else {}
+        render = self.templar.renderer(source)
+
+        def one(context: Mapping[str, Any]) -> str:
+            try:
+                value = render(context)
+            except _EXPRESSION_ERRORS as exc:
+                raise _Failure(path, f"{templating.describe(exc)} (in {source!r})") from None
+            return _checked_output(path, value)
+
+        if "chunk" not in names:
+            return [one(fixed) for _ in range(total)]
+        return [one({**fixed, "chunk": {"number": number, "total": total}})
+                for number in range(1, total + 1)]
+
     def _output(self, task: Task, scope: Mapping[str, Any], running: int) -> str:
         path = (*task.path, "output")
         if task.output is None:
             return f"{scope['task']['slug']}/part-{running}.{task.format}"
-        value = self.expand(task.output, path, scope)
-        if not isinstance(value, str):
-            raise _Failure(path, f"must give a path, not {type(value).__name__}")
-        normal, problem = output_problem(value)
-        if problem:
-            raise _Failure(path, f"{problem} (after expanding the template)")
-        return normal
+        return _checked_output(path, self.expand(task.output, path, scope))
 
     # ------------------------------------------------------------ whole plan
 
@@ -458,6 +500,31 @@ class _Compiler:
         if value.startswith(("az://", "s3://")):  # object storage (runner.execute.remote)
             return value.rstrip("/")
         return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+def _checked_output(path: Path_, value: Any) -> str:
+    """An expanded output path, normalised; a _Failure at ``path`` if it is not one."""
+    if not isinstance(value, str):
+        raise _Failure(path, f"must give a path, not {type(value).__name__}")
+    normal, problem = output_problem(value)
+    if problem:
+        raise _Failure(path, f"{problem} (after expanding the template)")
+    return normal
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a task's Steps are built: a task of v2 size
+    makes 200,000 Steps, each a few tracked objects and none in a cycle, and the young
+    collections, which walk every new one, took a fifth of the compile."""
+    if not gc.isenabled():  # paused by the caller: theirs to resume
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class _NoItem:
@@ -557,6 +624,14 @@ def _chunked(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str
             base[field.api] = field.default
     requests: list[Mapping[str, Any]] = []
     singles = {f.api for f in op.fields if f.single}
+    if len(capped) == 1:  # the common case, v2's one user per job among them: no product
+        ((key, values),) = capped.items()
+        single = key in singles
+        for chunk in chunks(values, caps[key]):
+            request = dict(base)
+            request[key] = chunk[0] if single and chunk else chunk
+            requests.append(MappingProxyType(request))
+        return requests
     for combination in chunk_product(capped, caps):
         request = dict(base)
         request.update({key: values[0] if key in singles and values else values

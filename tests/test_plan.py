@@ -308,3 +308,20 @@ def test_golden_plans(playbook: Path) -> None:
             fromfile=str(expected_file), tofile="compiled now", n=2))
         pytest.fail(f"the plan of {playbook.name} changed (UPDATE_GOLDEN=1 to accept):\n{diff}",
                     pytrace=False)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4).map(MappingProxyType),
+    max_leaves=20)
+
+
+@given(_JSON)
+def test_the_canonical_json_of_step_ids_is_json_dumps_sorted(value) -> None:
+    # Step ids hash this text; the fast encoder must write what json.dumps writes.
+    from runner.plan import _canonical, _json_default
+
+    assert _canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                           ensure_ascii=False, default=_json_default)

@@ -73,3 +73,20 @@ def test_set_tag_steps_are_changes_in_the_plan_json(tmp_path):
     [step] = plan.to_json()["steps"]
     assert step["changes_tenant"] is True and step["api"] == "v2"
     assert step["request"] == {"siteId": "s", "objectUrl": "https://c/x", "tagName": "T"}
+
+
+def test_step_ids_are_those_of_earlier_versions(tmp_path):
+    # Pinned: a state written by an earlier version resumes only if its Steps keep their
+    # ids. A v2 job per user (non-ASCII e-mail, post-processing) and a v1 paged query
+    # (nested filters, the page size).
+    text = yaml.safe_dump({"version": 1, "connection": {"simulator": True, "api": "v2"},
+                           "vars": {"emails": ["user0@contoso.com", "zoë@contoso.com"]},
+                           "tasks": [{"user_access_export": {"emails": "{{ emails }}",
+                                                             "data_sources": ["teams"]},
+                                      "output": "access/{{ chunk.number }}.zip",
+                                      "extract": True}]}, sort_keys=False)
+    v2 = compile_plan(parse_playbook(text, tmp_path / "p.yml"))
+    assert [(s.id, s.output) for s in v2.steps] == [
+        ("8751e59136f48463", "access/1.zip"), ("12dc8c5689477d21", "access/2.zip")]
+    v1 = _plan(tmp_path, "v1", [{"detail_records": {"filters": {"risk": ["high"]}}}])
+    assert [s.id for s in v1.steps] == ["c0313a8f9eba897e"]

@@ -188,3 +188,23 @@ def test_vars_may_use_item(tmp_path: Path) -> None:
         """)
     assert [s.output for s in plan.steps] == ["sites/a.jsonl", "sites/b.jsonl"]
     assert [s.request["siteUrls"] for s in plan.steps] == [("https://c/a",), ("https://c/b",)]
+
+
+@pytest.mark.parametrize("source", [
+    "access/{{ chunk.number }}.zip",  # the fast substitution
+    "{{ item.name }}-{{ chunk.number }}-of-{{ chunk.total }}.jsonl",
+    "{{ item.items }}.json",  # a dict attribute: Jinja's answer, not the key's
+    "{{ playbook_dir }}/x",  # a function the runner provides
+    "{{ chunk.number * 2 }}",  # a lone expression: its native value
+    "plain.txt",
+])
+def test_a_renderer_renders_as_render_does(templar: Templar, source: str) -> None:
+    # The compiler renders each Step's output path through renderer(); it must give what
+    # render() gives, for every kind of template.
+    context = {"chunk": {"number": 3, "total": 4}, "item": {"name": "a", "items": "k"}}
+    assert templar.renderer(source)(context) == templar.render(source, context)
+
+
+def test_a_renderer_raises_what_render_raises(templar: Templar) -> None:
+    with pytest.raises(TemplateError, match="missing"):
+        templar.renderer("{{ missing.x }}.zip")({"chunk": {"number": 1}})
