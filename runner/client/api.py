@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from runner import catalog
 from runner.catalog import Field, Operation
 from runner.errors import (
@@ -51,7 +49,9 @@ from .auth import CertificateAuth, SecretAuth
 from .connection import ConnectionSettings
 from .credentials import Credential
 from .download import Downloaded, download
+from .response import Response
 from .retry import RetryPolicy, SubmitPolicy, parse_retry_after
+from .session import Session
 from .transport import Transport, check_status, new_session, service_message
 
 log = logging.getLogger("runner.client.api")
@@ -129,10 +129,10 @@ def _encode(op: Operation, field: Field, value: Any) -> Any:
         raise UserError(f"{op.name}.{field.name}: {exc}") from None
 
 
-def check_body(op: Operation) -> Callable[[requests.Response], None]:
+def check_body(op: Operation) -> Callable[[Response], None]:
     """The HTTP status, then what the JSON body says (a 200 may carry a failure)."""
 
-    def check(response: requests.Response) -> None:
+    def check(response: Response) -> None:
         _check_http(op, response)
         if op.kind == "file":
             return
@@ -179,7 +179,7 @@ def job_id(op: Operation, body: Mapping[str, Any]) -> JobId:
                       + (f" (got {value!r})" if value is not None else ""), operation=op.name)
 
 
-def _check_http(op: Operation, response: requests.Response) -> None:
+def _check_http(op: Operation, response: Response) -> None:
     if 200 <= response.status_code < 300:
         return
     message = service_message(response)
@@ -225,7 +225,7 @@ def _raise_for(op: Operation, status: int, message: str, retry_after: float | No
     )
 
 
-def _busy(response: requests.Response) -> bool:
+def _busy(response: Response) -> bool:
     """The service's refusal of a sixth concurrent export job (see catalog.EXPORT_LIMIT_*)."""
     try:
         body = response.json()
@@ -248,7 +248,7 @@ class InsightsClient:
         settings: ConnectionSettings,
         *,
         credential: Credential | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
