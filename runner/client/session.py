@@ -32,6 +32,7 @@ from runner import __version__
 
 from . import environment
 from .response import Headers, Response, StreamResponse, decode_body
+from .wire import FastResponse
 
 log = logging.getLogger("runner.client.session")
 
@@ -135,7 +136,9 @@ class Session:
         try:
             connection.request(method, target, body=body, headers=headers)
             raw = connection.getresponse()
-            answer = Headers(raw.getheaders())
+            headers_read = raw.headers  # wire.FastResponse parsed them into Headers
+            answer = headers_read if isinstance(headers_read, Headers) else Headers(
+                raw.getheaders())
             if stream:
                 return StreamResponse(raw.status, raw.reason, answer, url, raw,
                                       lambda reusable: self._give(route, connection, reusable))
@@ -174,15 +177,18 @@ class Session:
         host, port = route.proxy or (route.host, route.port)
         log.debug("new connection to %s:%d%s", route.host, route.port,
                   f" through the proxy {host}:{port}" if route.proxy else "")
+        connection: http.client.HTTPConnection
         if route.scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=timeout)
-        if self._context is None:
-            self._context = environment.tls_context(self.verify)
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout,
-                                                 context=self._context)
-        if route.proxy is not None:
-            tunnel = {"Proxy-Authorization": route.proxy_auth} if route.proxy_auth else None
-            connection.set_tunnel(route.host, route.port, headers=tunnel)
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        else:
+            if self._context is None:
+                self._context = environment.tls_context(self.verify)
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                                     context=self._context)
+            if route.proxy is not None:
+                tunnel = {"Proxy-Authorization": route.proxy_auth} if route.proxy_auth else None
+                connection.set_tunnel(route.host, route.port, headers=tunnel)
+        connection.response_class = FastResponse
         return connection
 
     def _give(self, route: _Route, connection: http.client.HTTPConnection,
