@@ -47,6 +47,14 @@ def test_https_is_verified_against_the_environments_ca_bundle(make_sim, monkeypa
         assert len(list(client.iter_records("user_summary", {"page_size": 5}))) > 0
 
 
+def test_a_ca_bundle_that_is_not_there_is_a_tls_failure(make_sim, monkeypatch, tmp_path):
+    sim = make_sim(tls=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with tls_client(sim) as client, pytest.raises(UnreachableError, match="TLS failed") as info:
+        client.auth.token()
+    assert "missing.pem" in str(info.value) and info.value.exit_code == 3
+
+
 def test_an_untrusted_certificate_fails_unless_verification_is_off(make_sim):
     sim = make_sim(tls=True)  # self-signed, and no bundle names it
     with tls_client(sim) as client, pytest.raises(UnreachableError, match="TLS failed") as info:

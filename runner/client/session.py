@@ -182,7 +182,11 @@ class Session:
             connection = http.client.HTTPConnection(host, port, timeout=timeout)
         else:
             if self._context is None:
-                self._context = environment.tls_context(self.verify)
+                try:
+                    self._context = environment.tls_context(self.verify)
+                except (OSError, ssl.SSLError) as exc:  # a CA bundle that is not one
+                    raise HTTPFailure("tls", f"cannot use the CA bundle {environment.ca_bundle()}"
+                                      f" ({_reason(exc)})", before_sending=True) from exc
             connection = http.client.HTTPSConnection(host, port, timeout=timeout,
                                                      context=self._context)
             if route.proxy is not None:
