@@ -27,6 +27,7 @@ acted on it, GET or POST alike: it could create a second job.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -326,7 +327,7 @@ class InsightsClient:
 
     def _policy(self, op: Operation) -> RetryPolicy | None:
         if op.is_export:  # a retried submit could create a second job: see SubmitPolicy
-            return SubmitPolicy(**dataclasses.asdict(self.transport.retry))
+            return _submit_policy(self.transport.retry)
         return None  # the transport's own
 
     def health(self) -> str:
@@ -435,6 +436,13 @@ class InsightsClient:
             family = catalog.JOB_ENDPOINTS[(op.generation, op.job_family or "")]
             return family[0] if which == "status" else family[1]
         return op.status_operation if which == "status" else op.file_operation
+
+
+@functools.lru_cache(maxsize=8)
+def _submit_policy(retry: RetryPolicy) -> SubmitPolicy:
+    """The submit variant of a (frozen) policy, made once: ``dataclasses.asdict`` on every
+    export call was 0.4 s of the profile of a 2,000-Step run."""
+    return SubmitPolicy(**dataclasses.asdict(retry))
 
 
 def _job_key(op: Operation) -> str:
