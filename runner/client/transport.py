@@ -152,13 +152,9 @@ class Transport:
                 error = UnreachableError(f"{_host(url)}: cannot connect ({exc.reason})")
             error.request_sent = not exc.before_sending
             raise error from exc
-        log.debug(
-            "%s %s -> %d (%.3f s)",
-            method,
-            _path(url),
-            response.status_code,
-            time.monotonic() - started,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # _path parses the URL: not for a line not logged
+            log.debug("%s %s -> %d (%.3f s)", method, _path(url), response.status_code,
+                      time.monotonic() - started)
         return response
 
 
