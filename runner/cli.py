@@ -95,7 +95,7 @@ def cli(verbose: int) -> None:
 
 
 def configure_logging(verbose: int) -> None:
-    """Warnings only by default; -v INFO, -vv DEBUG (the client's request lines, urllib3)."""
+    """Warnings only by default; -v INFO, -vv DEBUG (request lines, new connections)."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s"))

@@ -20,7 +20,7 @@
     └── Interrupted                  exit 130 Ctrl-C; state is kept for the next run
 
 Each class knows its exit code and whether retrying may help (``transient``); the retry
-logic reads only that attribute.  Foreign exceptions (requests, sqlite3, yaml) are converted
+logic reads only that attribute.  Foreign exceptions (sockets, TLS, sqlite3, yaml) are converted
 once, at the module boundary that sees them, with ``raise ... from exc``.
 """
 

@@ -6,11 +6,11 @@ import json
 import math
 
 import pytest
-import requests
 from client_support import make_client, wait_terminal
 
 from runner import catalog
 from runner.client.api import check_body, request_body
+from runner.client.response import Headers, Response
 from runner.errors import RequestRejected, ServerError, SlotsBusy, UserError
 
 
@@ -209,12 +209,9 @@ def test_unknown_names_are_user_errors(client):
         client.submit("link_export", {"link_type": "everyone"})
 
 
-def _response(status: int, body: dict) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.url = "http://127.0.0.1/insights/api/v1/User/summary"
-    return response
+def _response(status: int, body: dict) -> Response:
+    return Response(status, "", Headers(), json.dumps(body).encode(),
+                    "http://127.0.0.1/insights/api/v1/User/summary")
 
 
 def test_a_failure_inside_a_200_body_is_an_error():

@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import replace
 
 import pytest
-from client_support import FAST_RETRY, Sleeps
+from client_support import FAST_RETRY, Sleeps, wait_terminal
 
 from runner import catalog
 from runner.client.api import InsightsClient, job_id
@@ -37,16 +37,21 @@ def v2_client(sim, **settings) -> InsightsClient:
 def client(sim):
     with v2_client(sim) as made:
         sent: list[str] = []
-        made.session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request.url))
+        request = made.session.request
+
+        def recording(*args, **kwargs):  # each URL as sent, query included
+            response = request(*args, **kwargs)
+            sent.append(response.url)
+            return response
+
+        made.session.request = recording  # type: ignore[method-assign]
         made.sent = sent  # type: ignore[attr-defined]
         yield made
 
 
 def _finish(client, op, job, tmp_path) -> zipfile.ZipFile:
-    for _ in range(200):
-        status = client.job_status(op, job)
-        if status in catalog.TERMINAL_STATUSES:
-            break
+    # by the clock, not by a count of polls: a faster client polls a 0.1 s job more often
+    status = wait_terminal(client, op, job)
     assert status == catalog.STATUS_SUCCEEDED, (op, status)
     done = client.download(op, job, tmp_path / f"{op}-{job}.zip")
     archive = zipfile.ZipFile(done.path)

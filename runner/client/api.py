@@ -27,14 +27,13 @@ acted on it, GET or POST alike: it could create a second job.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from runner import catalog
 from runner.catalog import Field, Operation
@@ -51,7 +50,9 @@ from .auth import CertificateAuth, SecretAuth
 from .connection import ConnectionSettings
 from .credentials import Credential
 from .download import Downloaded, download
+from .response import Response
 from .retry import RetryPolicy, SubmitPolicy, parse_retry_after
+from .session import Session
 from .transport import Transport, check_status, new_session, service_message
 
 log = logging.getLogger("runner.client.api")
@@ -129,10 +130,10 @@ def _encode(op: Operation, field: Field, value: Any) -> Any:
         raise UserError(f"{op.name}.{field.name}: {exc}") from None
 
 
-def check_body(op: Operation) -> Callable[[requests.Response], None]:
+def check_body(op: Operation) -> Callable[[Response], None]:
     """The HTTP status, then what the JSON body says (a 200 may carry a failure)."""
 
-    def check(response: requests.Response) -> None:
+    def check(response: Response) -> None:
         _check_http(op, response)
         if op.kind == "file":
             return
@@ -179,7 +180,7 @@ def job_id(op: Operation, body: Mapping[str, Any]) -> JobId:
                       + (f" (got {value!r})" if value is not None else ""), operation=op.name)
 
 
-def _check_http(op: Operation, response: requests.Response) -> None:
+def _check_http(op: Operation, response: Response) -> None:
     if 200 <= response.status_code < 300:
         return
     message = service_message(response)
@@ -225,7 +226,7 @@ def _raise_for(op: Operation, status: int, message: str, retry_after: float | No
     )
 
 
-def _busy(response: requests.Response) -> bool:
+def _busy(response: Response) -> bool:
     """The service's refusal of a sixth concurrent export job (see catalog.EXPORT_LIMIT_*)."""
     try:
         body = response.json()
@@ -248,7 +249,7 @@ class InsightsClient:
         settings: ConnectionSettings,
         *,
         credential: Credential | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
@@ -326,7 +327,7 @@ class InsightsClient:
 
     def _policy(self, op: Operation) -> RetryPolicy | None:
         if op.is_export:  # a retried submit could create a second job: see SubmitPolicy
-            return SubmitPolicy(**dataclasses.asdict(self.transport.retry))
+            return _submit_policy(self.transport.retry)
         return None  # the transport's own
 
     def health(self) -> str:
@@ -435,6 +436,13 @@ class InsightsClient:
             family = catalog.JOB_ENDPOINTS[(op.generation, op.job_family or "")]
             return family[0] if which == "status" else family[1]
         return op.status_operation if which == "status" else op.file_operation
+
+
+@functools.lru_cache(maxsize=8)
+def _submit_policy(retry: RetryPolicy) -> SubmitPolicy:
+    """The submit variant of a (frozen) policy, made once: ``dataclasses.asdict`` on every
+    export call was 0.4 s of the profile of a 2,000-Step run."""
+    return SubmitPolicy(**dataclasses.asdict(retry))
 
 
 def _job_key(op: Operation) -> str:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import requests
 
 from runner import catalog
 from runner.errors import AuthError, RequestRejected
 from runner.secret import Secret
 
 from .credentials import Credential
+from .response import Response
 from .transport import Transport, check_status, service_message
 
 log = logging.getLogger("runner.client.auth")
@@ -258,7 +258,7 @@ def discover(transport: Transport, identity_url: str) -> Discovery:
     return Discovery(issuer=str(body.get("issuer") or identity_url), token_endpoint=endpoint)
 
 
-def _check_token_answer(response: requests.Response) -> None:
+def _check_token_answer(response: Response) -> None:
     """Token endpoint refusals (400/401 invalid_client ...) are authentication failures."""
     if 400 <= response.status_code < 500 and response.status_code != 429:
         try:
@@ -276,7 +276,7 @@ def _check_token_answer(response: requests.Response) -> None:
     check_status(response)
 
 
-def _json(response: requests.Response, what: str) -> Any:
+def _json(response: Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:

@@ -19,17 +19,16 @@ import logging
 import os
 import re
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-import urllib3
-
 from runner import crashpoint
 from runner.errors import DownloadError
 
+from .response import Response, StreamResponse
 from .streamcheck import StreamCheck
 from .transport import Transport, check_status
 
@@ -40,14 +39,7 @@ MAX_RESUMES = 8
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)$", re.IGNORECASE)
-_STREAM_ERRORS = (
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-    ConnectionError,
-)
+_STREAM_ERRORS = (OSError, http.client.HTTPException, zlib.error)  # a stream that broke
 
 
 @dataclass(frozen=True)
@@ -188,6 +180,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                 operation=operation,
                 check=_check_download,
             )
+            assert isinstance(response, StreamResponse)  # stream=True
             if response.status_code == 416:
                 with response:
                     whole = _unsatisfied_length(response)
@@ -233,7 +226,7 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
                 else:
                     if total is None or written == total:
                         if total is not None:
-                            _keep_connection(response)
+                            response.release()  # every byte read: the connection is kept
                         crashpoint.hit("download-last-byte")
                         break
                     if written > total:
@@ -255,22 +248,13 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
     return hint, written, hasher.hexdigest(), resumes, spliced
 
 
-def _keep_connection(response: requests.Response) -> None:
-    """The body was read to its end past urllib3 (``_body``): give the connection back to
-    the pool for the next request, as urllib3 does with a body it read itself; closing the
-    response would close the connection, and every download would cost a new one."""
-    fp = getattr(response.raw, "_fp", None)
-    if isinstance(fp, http.client.HTTPResponse) and fp.isclosed():
-        response.raw.release_conn()
-
-
-def _check_download(response: requests.Response) -> None:
+def _check_download(response: Response) -> None:
     """As ``check_status``, but a 416 comes back to ``_fetch``: it may mean "you have it all"."""
     if response.status_code != 416:
         check_status(response)
 
 
-def _unsatisfied_length(response: requests.Response) -> int | None:
+def _unsatisfied_length(response: StreamResponse) -> int | None:
     """The whole size a 416 names in ``Content-Range: bytes */N``."""
     match = _UNSATISFIED.match(response.headers.get("Content-Range", "").strip())
     return int(match.group(1)) if match else None
@@ -314,18 +298,17 @@ class _Ring:
         return self._buffers[self._turn]
 
 
-def _body(response: requests.Response, ring: _Ring) -> Iterator[memoryview]:
+def _body(response: StreamResponse, ring: _Ring) -> Iterator[memoryview]:
     """The body as it arrives, each piece read into the ring's next buffer; the stream's
     errors become ``_StreamBroken``.
 
     An identity-encoded body is read with ``readinto`` straight from ``http.client``'s
-    response under urllib3's: the socket fills the buffer, with no chunk allocated or
-    copied on the way (urllib3's ``read1`` makes a ``bytes`` of every piece).  A piece is
-    whatever arrived before a drop, so no byte that came is lost.  A compressed body goes
-    through urllib3, which decodes it."""
-    fp = getattr(response.raw, "_fp", None)
+    response: the socket fills the buffer, with no chunk allocated or copied on the way.
+    A piece is whatever arrived before a drop, so no byte that came is lost.  A compressed
+    body (a server that ignored our ``identity``) is decoded as it streams."""
+    fp = response.raw
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    if not isinstance(fp, http.client.HTTPResponse) or encoding not in ("", "identity"):
+    if encoding not in ("", "identity"):
         yield from _decoded(response, len(ring))
         return
     ring.fit(_content_length(response))
@@ -340,19 +323,20 @@ def _body(response: requests.Response, ring: _Ring) -> Iterator[memoryview]:
         yield buffer[:count]
 
 
-def _content_length(response: requests.Response) -> int | None:
+def _content_length(response: StreamResponse) -> int | None:
     value = response.headers.get("Content-Length", "")
     return int(value) if value.isdigit() else None
 
 
-def _decoded(response: requests.Response, size: int) -> Iterator[memoryview]:
-    """The body through urllib3's ``read1`` (decoded as its Content-Encoding says)."""
+def _decoded(response: StreamResponse, size: int) -> Iterator[memoryview]:
+    """The body decoded as its Content-Encoding says, in pieces of about ``size``."""
+    pieces = response.decoded(size)
     while True:
         try:
-            chunk = response.raw.read1(size, decode_content=True)
+            chunk = next(pieces, None)
         except _STREAM_ERRORS as exc:
             raise _StreamBroken(type(exc).__name__) from exc
-        if not chunk:
+        if chunk is None:
             return
         yield memoryview(chunk)
 
@@ -388,7 +372,7 @@ class _WriteBack:
         self._done = end
 
 
-def _where(response: requests.Response, written: int, total: int | None, operation: str):
+def _where(response: StreamResponse, written: int, total: int | None, operation: str):
     """Where this answer's body starts in the file, and the file's whole size if known."""
     length = response.headers.get("Content-Length")
     if response.status_code == 206:

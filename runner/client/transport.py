@@ -1,10 +1,10 @@
 """One HTTP request, made reliable: auth header, retries, and the boundary for foreign errors.
 
-``Transport.request`` sends a request through a ``requests.Session``, asks the auth object
-for its header, refreshes once after a 401, and retries what ``RetryPolicy`` calls
-transient (connection errors, 5xx, 429 with its Retry-After).  Every ``requests`` exception
-and every unusable answer is converted here, once, into ``runner.errors``; nothing above
-this module sees a ``requests`` exception.
+``Transport.request`` sends a request through a ``Session`` (``session.py``, over
+``http.client``), asks the auth object for its header, refreshes once after a 401, and
+retries what ``RetryPolicy`` calls transient (connection errors, 5xx, 429 with its
+Retry-After).  Every ``HTTPFailure`` and every unusable answer is converted here, once,
+into ``runner.errors``; nothing above this module sees a socket, TLS or http.client error.
 
 Logs name the method, the path and the status, never a header, a body or a query string
 that could hold a secret.
@@ -18,10 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
-import urllib3
-
-from runner import __version__
 from runner.errors import (
     AuthError,
     RateLimited,
@@ -31,14 +27,14 @@ from runner.errors import (
     UnreachableError,
 )
 
+from .response import Response
 from .retry import RetryPolicy, parse_retry_after
+from .session import USER_AGENT, HTTPFailure, Session
 
 log = logging.getLogger("runner.client.transport")
 
-USER_AGENT = f"insights-runner/{__version__} (+python-requests/{requests.__version__})"
-
 # a function that looks at a response and raises a RunnerError when it is unusable
-Check = Callable[[requests.Response], None]
+Check = Callable[[Response], None]
 
 
 class Auth(Protocol):
@@ -49,37 +45,9 @@ class Auth(Protocol):
         ...
 
 
-class _Session(requests.Session):
-    """A ``requests.Session`` that reads the environment's proxy and CA settings once per
-    host: requests walks all of ``os.environ`` (twice) on every request otherwise, about
-    a quarter of the CPU of a small request, 200,000 of which make an access review on
-    v2.  The environment does not change while a client lives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
-        if proxies:  # given for this request: as requests does it
-            return super().merge_environment_settings(  # type: ignore[no-any-return]
-                url, proxies, stream, verify, cert)
-        parts = urlsplit(str(url))
-        key = (parts.scheme, parts.netloc, stream, verify, cert)
-        settings = self._environment.get(key)
-        if settings is None:
-            settings = self._environment[key] = super().merge_environment_settings(
-                url, {}, stream, verify, cert)
-        return {**settings, "proxies": dict(settings["proxies"])}
-
-
-def new_session(*, verify_tls: bool = True, user_agent: str = USER_AGENT) -> requests.Session:
-    session = _Session()
-    session.verify = verify_tls
-    session.trust_env = True  # honour HTTPS_PROXY / REQUESTS_CA_BUNDLE like other tools
-    session.headers["User-Agent"] = user_agent
-    session.headers["Accept"] = "application/json"
-    return session
+def new_session(*, verify_tls: bool = True, user_agent: str = USER_AGENT) -> Session:
+    """Connections that honour HTTPS_PROXY / NO_PROXY / REQUESTS_CA_BUNDLE like other tools."""
+    return Session(verify_tls=verify_tls, user_agent=user_agent)
 
 
 MAX_REFRESHES = 3
@@ -88,7 +56,7 @@ MAX_REFRESHES = 3
 class Transport:
     def __init__(
         self,
-        session: requests.Session,
+        session: Session,
         auth: Auth | None = None,
         *,
         retry: RetryPolicy | None = None,
@@ -112,7 +80,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
         **kwargs: Any,
-    ) -> requests.Response:
+    ) -> Response:
         """The response once ``check`` accepts it; raises a ``RunnerError`` otherwise."""
         policy = retry or self.retry
         check = check or check_status
@@ -139,7 +107,11 @@ class Transport:
                         f"{operation or _path(url)}: the service refused the access token (401) "
                         "even after a refresh; check the app's permissions (scope)"
                     )
-                check(response)
+                try:
+                    check(response)
+                except RunnerError:
+                    response.close()  # a streamed body left unread: close it, do not leak it
+                    raise
                 return response
             except RunnerError as error:
                 delay = policy.next_delay(error, attempt, slept)
@@ -157,7 +129,7 @@ class Transport:
         stream: bool,
         operation: str,
         **kwargs: Any,
-    ) -> requests.Response:
+    ) -> Response:
         started = time.monotonic()
         try:
             response = self.session.request(
@@ -168,47 +140,31 @@ class Transport:
                 timeout=kwargs.pop("timeout", self.timeout),
                 **kwargs,
             )
-        except requests.exceptions.SSLError as exc:
-            raise UnreachableError(
-                f"{_host(url)}: TLS failed ({_reason(exc)}); check the URL and the CA bundle "
-                "(REQUESTS_CA_BUNDLE) or, for a test service only, set verify_tls: false"
-            ) from exc
-        except requests.exceptions.Timeout as exc:
-            error = UnreachableError(f"{_host(url)}: timed out ({operation or _path(url)})")
-            error.request_sent = not _before_sending(exc)
+        except HTTPFailure as exc:
+            if exc.kind == "tls":
+                raise UnreachableError(
+                    f"{_host(url)}: TLS failed ({exc.reason}); check the URL and the CA bundle "
+                    "(REQUESTS_CA_BUNDLE) or, for a test service only, set verify_tls: false"
+                ) from exc
+            if exc.kind == "timeout":
+                error = UnreachableError(f"{_host(url)}: timed out ({operation or _path(url)})")
+            else:
+                error = UnreachableError(f"{_host(url)}: cannot connect ({exc.reason})")
+            error.request_sent = not exc.before_sending
             raise error from exc
-        except requests.exceptions.RequestException as exc:
-            error = UnreachableError(f"{_host(url)}: cannot connect ({_reason(exc)})")
-            error.request_sent = not _before_sending(exc)
-            raise error from exc
-        log.debug(
-            "%s %s -> %d (%.3f s)",
-            method,
-            _path(url),
-            response.status_code,
-            time.monotonic() - started,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # _path parses the URL: not for a line not logged
+            log.debug("%s %s -> %d (%.3f s)", method, _path(url), response.status_code,
+                      time.monotonic() - started)
         return response
 
 
-def _before_sending(exc: requests.exceptions.RequestException) -> bool:
-    """Did the request fail before any byte of it left (connection refused, DNS, connect
-    time-out)?  Then the service cannot have acted on it."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
-    return isinstance(reason, urllib3.exceptions.NewConnectionError
-                      | urllib3.exceptions.NameResolutionError)
-
-
-def check_status(response: requests.Response) -> None:
+def check_status(response: Response) -> None:
     """The HTTP status alone: 2xx passes, 429 and 5xx are transient, other 4xx are rejections."""
     status = response.status_code
     if 200 <= status < 300:
         return
     message = service_message(response)
-    where = _path((response.request.url if response.request else None) or response.url or "")
+    where = _path(response.url)
     if status == 429:
         raise RateLimited(
             f"{where}: rate limited (429){_tail(message)}",
@@ -224,7 +180,7 @@ def check_status(response: requests.Response) -> None:
     )
 
 
-def service_message(response: requests.Response) -> str:
+def service_message(response: Response) -> str:
     """The service's own words about a failure, from a JSON body or a short text body."""
     try:
         body = response.json()
@@ -259,13 +215,3 @@ def _path(url: str) -> str:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
-
-
-def _reason(exc: Exception) -> str:
-    # urllib3 nests the useful part deep inside; keep the innermost message, short.
-    inner: BaseException | None = exc
-    while inner is not None and inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    reason = getattr(inner, "reason", None) or inner
-    text = str(reason)
-    return text.split(": ", 1)[-1][:200] if text else type(exc).__name__
