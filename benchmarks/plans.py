@@ -140,16 +140,16 @@ def child_run(playbook: str, profile: str) -> int:
         import cProfile
         import pstats
 
-        from runner.execute.scheduler import Scheduler
+        from runner.execute.scheduler.workers import WorkerPool
 
-        work = Scheduler._worker
+        work = WorkerPool._serve
 
         def profiled(self: Any) -> None:
             profiler = cProfile.Profile(time.thread_time)
             profilers.append(profiler)
             profiler.runcall(work, self)
 
-        Scheduler._worker = profiled  # type: ignore[method-assign]
+        WorkerPool._serve = profiled  # type: ignore[method-assign]
         profilers.append(cProfile.Profile(time.thread_time))
         profilers[-1].enable()
     loaded = load_playbook(playbook)
