@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ _STEP_SELECT_LEAN = _STEP_SELECT.replace(" request,", " '' AS request,", 1).repl
     _RUN_OF_STEP, "NULL", 1)
 _OF_RUN = "stamp IN (SELECT id FROM stamps WHERE run_id = ?)"
 _IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+_SCAN_ABOVE = 20 * _IDS_PER_QUERY  # more ids than this: read them in one scan of the table
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
 
 
@@ -315,13 +317,15 @@ class StateStore:
             for step in steps:
                 step_id = str(step.id)
                 stored = known.get(step_id)
-                # A known Step keeps its stored request (the upsert below never changes
-                # it): skip encoding it again (capped lists of e-mails).
-                row = _step_row(step, now, encode=stored is None)
-                if stored is not None and stored[:3] == (row[1], row[2], row[6]):
+                if stored is not None and stored[:3] == _same_row_key(step):
                     moved.setdefault(stored[3], {})[step_id] = None
                 else:
-                    rows.append(row)
+                    # A known Step keeps its stored request (the upsert below never changes
+                    # it): skip encoding it again (capped lists of e-mails).
+                    rows.append(_step_row(step, now, encode=stored is None))
+            # In key order: SQLite's B-trees (the table and its indexes) then fill page by
+            # page instead of at random (Step ids are hashes), 2x less CPU at 200,000.
+            rows.sort(key=_first)
             with self._tx() as conn:
                 self._stamp_steps(conn, run_id, moved, rows, known)
 
@@ -374,8 +378,13 @@ class StateStore:
 
     def _known_ids(self, step_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         """The stored (task_index, task_name, format, stamp) of those of ``step_ids`` known."""
-        ids = list(dict.fromkeys(step_ids))
+        ids = sorted(set(step_ids))  # each query then reads neighbouring pages
         known: dict[str, tuple[Any, ...]] = {}
+        if len(ids) > _SCAN_ABOVE:  # one pass over the table beats hundreds of IN (...)
+            wanted = set(ids)
+            return {row[0]: tuple(row[1:]) for row in self._read(
+                "SELECT id, task_index, task_name, format, stamp FROM steps")
+                if row[0] in wanted}
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start:start + _IDS_PER_QUERY]
             sql = ("SELECT id, task_index, task_name, format, stamp FROM steps "  # noqa: S608
@@ -447,8 +456,9 @@ class StateStore:
                     "DELETE FROM steps WHERE stamp IN (SELECT stamps.id FROM stamps JOIN runs "
                     "ON runs.id = stamps.run_id WHERE runs.playbook = ?)",
                     (os.fspath(playbook),)).rowcount)
-            conn.execute("DELETE FROM stamps WHERE NOT EXISTS "
-                         "(SELECT 1 FROM steps WHERE steps.stamp = stamps.id)")
+            # NOT IN a subquery: one scan of steps whatever the number of stamps.
+            conn.execute("DELETE FROM stamps WHERE id NOT IN "
+                         "(SELECT stamp FROM steps WHERE stamp IS NOT NULL)")
             return cleared
 
     # ------------------------------------------------------------ job durations (history)
@@ -601,6 +611,16 @@ def _step_row(step: Any, now: float, encode: bool = True) -> tuple[Any, ...]:
         str(operation), str(step.kind), None if output is None else os.fspath(output),
         getattr(step, "format", None), request, now,
     )
+
+
+def _same_row_key(step: Any) -> tuple[Any, ...]:
+    """What ``_step_row`` would put in (task_index, task_name, format), built alone: a
+    re-run compares it with the stored one for every Step."""
+    return (int(step.task_index), str(getattr(step, "task_name", "") or ""),
+            getattr(step, "format", None))
+
+
+_first = operator.itemgetter(0)
 
 
 @contextlib.contextmanager

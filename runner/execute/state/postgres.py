@@ -88,7 +88,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE steps ADD COLUMN stamp BIGINT REFERENCES stamps(id)",
         "UPDATE steps SET stamp = stamps.id FROM stamps WHERE stamps.run_id = steps.run_id",
         "ALTER TABLE steps DROP COLUMN run_id",
-        "CREATE INDEX steps_stamp ON steps(stamp)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

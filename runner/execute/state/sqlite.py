@@ -118,8 +118,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                    {_COPIED_V4} FROM steps""",  # noqa: S608 - constant column names
         "DROP TABLE steps",
         "ALTER TABLE steps_v4 RENAME TO steps",
+        # No index on stamp: it would cost 20% more CPU to register 200,000 Steps, and a
+        # stamp's Steps are counted once per register (one scan of the table).
         "CREATE INDEX steps_status ON steps(status)",
-        "CREATE INDEX steps_stamp ON steps(stamp)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
