@@ -139,6 +139,7 @@ _STEP_SELECT_LEAN = _STEP_SELECT.replace(" request,", " '' AS request,", 1).repl
 _OF_RUN = "stamp IN (SELECT id FROM stamps WHERE run_id = ?)"
 _IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 _SCAN_ABOVE = 20 * _IDS_PER_QUERY  # more ids than this: read them in one scan of the table
+_SCAN_PAGE = 20_000
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
 
 
@@ -377,19 +378,36 @@ class StateStore:
             rows)
 
     def _known_ids(self, step_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-        """The stored (task_index, task_name, format, stamp) of those of ``step_ids`` known."""
-        ids = sorted(set(step_ids))  # each query then reads neighbouring pages
+        """The stored (task_index, task_name, format, stamp) of those of ``step_ids`` known.
+
+        Kept lean for 200,000 Steps: keyed by the caller's own id strings, and the Steps of
+        one task share one value tuple."""
+        ids = {step_id: step_id for step_id in step_ids}
         known: dict[str, tuple[Any, ...]] = {}
+        shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+        def keep(rows: list[tuple[Any, ...]]) -> None:
+            for row in rows:
+                step_id = ids.get(row[0])
+                if step_id is not None:
+                    value = tuple(row[1:])
+                    known[step_id] = shared.setdefault(value, value)
+
+        select = "SELECT id, task_index, task_name, format, stamp FROM steps"
         if len(ids) > _SCAN_ABOVE:  # one pass over the table beats hundreds of IN (...)
-            wanted = set(ids)
-            return {row[0]: tuple(row[1:]) for row in self._read(
-                "SELECT id, task_index, task_name, format, stamp FROM steps")
-                if row[0] in wanted}
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[start:start + _IDS_PER_QUERY]
-            sql = ("SELECT id, task_index, task_name, format, stamp FROM steps "  # noqa: S608
-                   f"WHERE id IN ({', '.join('?' * len(chunk))})")
-            known.update((row[0], tuple(row[1:])) for row in self._read(sql, chunk))
+            after = ""
+            while True:  # in pages of the primary key, so no page holds every row at once
+                rows = self._read(f"{select} WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+                                  (after, _SCAN_PAGE))
+                keep(rows)
+                if len(rows) < _SCAN_PAGE:
+                    return known
+                after = rows[-1][0]
+        ordered = sorted(ids)  # each query then reads neighbouring pages
+        for start in range(0, len(ordered), _IDS_PER_QUERY):
+            chunk = ordered[start:start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            keep(self._read(f"{select} WHERE id IN ({marks})", chunk))  # noqa: S608
         return known
 
     def steps(self, run_id: int | None = None) -> dict[str, StepState]:
