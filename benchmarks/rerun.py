@@ -54,20 +54,25 @@ def ab(directory: Path, base: Path, rounds: int) -> None:
     parties = {"base": (directory.with_name(directory.name + "-ab-base"),
                         {**env, "PYTHONPATH": str(base)}),
                "new": (directory.with_name(directory.name + "-ab-new"), env)}
+    # Children start in DIR's parent: `python -m` puts the working folder first on sys.path,
+    # and in this tree that would be this runner for both.
+    cwd = directory.parent
     where = subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"],
-                           env=parties["base"][1], capture_output=True, text=True, check=True)
+                           env=parties["base"][1], capture_output=True, text=True, check=True,
+                           cwd=cwd)
     if not Path(where.stdout.strip()).is_relative_to(base.resolve()):
         raise SystemExit(f"the base runner is not the one in {base}: {where.stdout.strip()}")
     for copy, _ in parties.values():
         shutil.rmtree(copy, ignore_errors=True)
         subprocess.run(["cp", "-a", str(directory), str(copy)], check=True)
     for name, (copy, party_env) in parties.items():
-        checked(child(rerun_argv(copy), env=party_env), f"{name}: the first re-run")
+        checked(child(rerun_argv(copy), env=party_env, cwd=cwd), f"{name}: the first re-run")
     cpu: dict[str, list[float]] = {name: [] for name in parties}
     rss: dict[str, list[float]] = {name: [] for name in parties}
     for _ in range(rounds):
         for name, (copy, party_env) in parties.items():
-            result = checked(child(rerun_argv(copy), env=party_env), f"{name}: a re-run")
+            result = checked(child(rerun_argv(copy), env=party_env, cwd=cwd),
+                             f"{name}: a re-run")
             cpu[name].append(result.cpu)
             rss[name].append(result.peak_mib)
     for name in parties:
