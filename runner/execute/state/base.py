@@ -344,10 +344,16 @@ class StateStore:
                                          (run_id,)).fetchone()[0])
             return stamp
 
+        stamps = [old for old in moved if old is not None]
+        sizes: dict[int, int] = {}
+        for start in range(0, len(stamps), _IDS_PER_QUERY):  # how many Steps each has:
+            some = stamps[start:start + _IDS_PER_QUERY]      # a scan (no index on stamp)
+            marks = ", ".join("?" * len(some))
+            sizes.update(conn.execute(f"SELECT stamp, COUNT(*) FROM steps "  # noqa: S608
+                                      f"WHERE stamp IN ({marks}) GROUP BY stamp",
+                                      some).fetchall())
         for old, ids in moved.items():
-            if old is not None and int(conn.execute(
-                    "SELECT COUNT(*) FROM steps WHERE stamp = ?", (old,)).fetchone()[0]
-                    ) == len(ids):
+            if old is not None and sizes.get(old) == len(ids):  # every one of its Steps
                 conn.execute("UPDATE stamps SET run_id = ? WHERE id = ?", (run_id, old))
                 continue
             chunked = list(ids)
