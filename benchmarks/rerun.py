@@ -9,6 +9,11 @@ files keep their mtimes) and re-runs each copy with ``insights-runner run -q``, 
 migrates its state and writes its own memo).  Figures: whole-process CPU (wait4) and peak
 RSS, medians.
 
+``make-v2 DIR --users N`` builds a finished access review of N users on v2 (``plans.py``'s,
+N Steps) without its first run of N jobs: see ``make_v2``.  Run it with the BASE runner
+(``PYTHONPATH=SRC python SRC/benchmarks/rerun.py make-v2 ...``) so both sides can read the
+state.
+
     .venv/bin/python benchmarks/rerun.py make /tmp/rr --users 200000
     .venv/bin/python benchmarks/rerun.py ab /tmp/rr --base /tmp/rr-src --rounds 7
 """
@@ -41,6 +46,60 @@ def make(directory: Path, users: int) -> None:
         env = {**os.environ, PASSWORD_VAR: sim.credentials.pfx_password}
         checked(child(rerun_argv(directory), env=env), "the run that writes the memo")
         (directory / "password").write_text(sim.credentials.pfx_password, encoding="utf-8")
+
+
+def make_v2(directory: Path, users: int) -> None:
+    """A finished access review of ``users`` users on v2 (``plans.py``'s playbook) without
+    its first run of ``users`` jobs (hours at 200,000): the Users task runs for real, then
+    the deferred task's Steps are compiled and registered in the playbook's state and
+    marked succeeded in one transaction, each with a small synthetic file of its own
+    (size, sha256 and mtime recorded as a download would).  Then the run that writes the
+    memos.  ``ab`` re-runs it as any other."""
+    import hashlib
+
+    from plans import SimProcess, write_playbook
+
+    from runner.execute.registry import RecordFiles
+    from runner.execute.state import StateStore
+    from runner.manifest import load_playbook
+    from runner.plan import compile_plan, compile_task
+
+    sim = SimProcess(users)
+    try:
+        playbook = write_playbook(directory, sim.spec)
+        env = sim.env()
+        state = directory / "state"
+        argv = [sys.executable, "-m", "runner", "run", str(playbook), "-q", "--state-dir",
+                str(state), "--tags", "users"]
+        document = playbook.read_text(encoding="utf-8")
+        playbook.write_text(document.replace("register: users", "register: users\n  tags: [users]"),
+                            encoding="utf-8")
+        checked(child(argv, env=env, cwd=directory.parent), "the Users task")
+        os.environ.update({PASSWORD_VAR: sim.spec["password"]})
+        loaded = load_playbook(playbook)
+        compile_plan(loaded)
+        users_file = directory / "reports" / "users.jsonl"
+        steps = compile_task(loaded, 1, registered={
+            "users": RecordFiles([(users_file, "jsonl")], users)})
+        finished = []
+        for step in steps:
+            path = directory / "reports" / step.output
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = f"synthetic export of {step.id}\n".encode()
+            path.write_bytes(data)
+            finished.append((len(data), hashlib.sha256(data).hexdigest(),
+                             path.stat().st_mtime_ns, str(step.id)))
+        with StateStore.open(state) as store:
+            store.register_steps(store.begin_run(str(playbook), "synthetic"), steps)
+            with store._tx() as conn:
+                conn.executemany("UPDATE steps SET status = 'succeeded', attempts = 1, "
+                                 "bytes = ?, sha256 = ?, mtime_ns = ?, finished_at = 1.0 "
+                                 "WHERE id = ?", finished)
+        checked(child(rerun_argv(directory), env=env, cwd=directory.parent),
+                "the run that writes the memos")
+        (directory / "password").write_text(sim.spec["password"], encoding="utf-8")
+    finally:
+        sim.close()
 
 
 def rerun_argv(directory: Path) -> list[str]:
@@ -85,7 +144,7 @@ def ab(directory: Path, base: Path, rounds: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["make", "ab"])
+    parser.add_argument("what", choices=["make", "make-v2", "ab"])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--base", type=Path)
@@ -93,6 +152,8 @@ def main() -> int:
     options = parser.parse_args()
     if options.what == "make":
         make(options.directory, options.users)
+    elif options.what == "make-v2":
+        make_v2(options.directory, options.users)
     else:
         ab(options.directory, options.base, options.rounds)
     return 0
