@@ -551,3 +551,57 @@ def test_a_version_1_state_is_upgraded_to_the_current_schema(location: str,
         store.start_paging("a")
         assert store.succeeded("a", bytes=3, sha256=SHA, etag='"0x8D"').etag == '"0x8D"'
 
+
+
+def test_a_version_3_state_keeps_its_runs_steps_and_files(location: str, monkeypatch) -> None:
+    # A state written by the runner before stamps (schema 3: each Step row held its run).
+    with monkeypatch.context() as patched:
+        kind = PostgresStore if location.startswith("postgresql://") else SqliteStore
+        patched.setattr(kind, "migrations", kind.migrations[:3])
+        with StateStore.open(location) as old:
+            one, two = old.begin_run("one.yml", "fp"), old.begin_run("two.yml", "fp")
+            with old._tx() as conn:  # Steps as the version-3 runner wrote them
+                for step_id, run_id, status in (("a", one, "succeeded"), ("b", two, "pending"),
+                                                ("c", two, "pending")):
+                    conn.execute("INSERT INTO steps (id, run_id, task_index, operation, kind, "
+                                 "output, format, request, status, bytes, sha256, updated_at) "
+                                 "VALUES (?, ?, 0, 'user_summary', 'query', 'users.jsonl', "
+                                 "'jsonl', '{\"PageSize\":100}', ?, 3, ?, 1.0)",
+                                 (step_id, run_id, status, SHA))
+            assert old._read("SELECT value FROM meta") == [("3",)]
+    with StateStore.open(location) as store:
+        assert store._read("SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
+        assert set(store.steps(one)) == {"a"} and set(store.steps(two)) == {"b", "c"}
+        assert store.counts(two)[StepStatus.PENDING] == 2
+        a = store.step("a")
+        assert (a.status, a.bytes, a.sha256, a.run_id, a.request) == (
+            StepStatus.SUCCEEDED, 3, SHA, one, '{"PageSize":100}')
+        three = run_with(store, FakeStep("a"), FakeStep("b"), FakeStep("c"))
+        assert set(store.steps(three)) == {"a", "b", "c"} and store.steps(one) == {}
+        assert store.step("a").status is StepStatus.SUCCEEDED  # resumed, not started over
+        four = store.begin_run("two.yml", "fp")
+        store.register_steps(four, [FakeStep("b")])
+        assert store.clear_steps("two.yml") == 1  # b only: a and c were last run by one.yml
+        assert set(store.steps()) == {"a", "c"}
+
+
+def test_a_run_of_some_steps_takes_only_those(store: StateStore) -> None:
+    first = run_with(store, FakeStep("a"), FakeStep("b"), FakeStep("c"))
+    second = run_with(store, FakeStep("a"))  # e.g. --tags
+    assert set(store.steps(second)) == {"a"} and set(store.steps(first)) == {"b", "c"}
+    third = run_with(store, FakeStep("a"), FakeStep("b"), FakeStep("c"))
+    assert set(store.steps(third)) == {"a", "b", "c"}
+    assert store.steps(first) == {} and store.steps(second) == {}
+    assert store.counts(third)[StepStatus.PENDING] == 3
+
+
+def test_a_rerun_of_the_same_steps_rewrites_no_step_row(tmp_path: Path) -> None:
+    steps = [export(f"s{i}", i) for i in range(1000)]
+    with StateStore.open(tmp_path) as store:
+        run_with(store, *steps)
+        assert isinstance(store, SqliteStore)
+        again = store.begin_run("playbook.yml", "fp")
+        before = store._conn.total_changes
+        store.register_steps(again, steps)
+        assert store._conn.total_changes - before == 1  # the stamp moved to this run
+        assert len(store.steps(again)) == 1000

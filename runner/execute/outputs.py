@@ -71,6 +71,14 @@ class Checkpoint:
 def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLike[str],
                    *, real_base: str | None = None,
                    real_folders: dict[str, str] | None = None) -> Path:
+    """``resolve_output_text`` as a ``Path``."""
+    return Path(resolve_output_text(output_dir, relative, real_base=real_base,
+                                    real_folders=real_folders))
+
+
+def resolve_output_text(output_dir: str | os.PathLike[str], relative: str | os.PathLike[str],
+                        *, real_base: str | None = None,
+                        real_folders: dict[str, str] | None = None) -> str:
     """The absolute path of ``relative`` inside ``output_dir``; ``UserError`` if it would leave.
 
     Backslashes count as separators (a playbook written on Windows means folders).  Symlinks
@@ -95,7 +103,7 @@ def resolve_output(output_dir: str | os.PathLike[str], relative: str | os.PathLi
                         "through a symbolic link")
     if folder:
         raise UserError(f"output path {text!r} is an existing folder; name a file")
-    return Path(candidate)
+    return candidate  # a str: a resume of 200,000 finished Steps makes no Path of them
 
 
 def _real(candidate: str, real_folders: dict[str, str] | None) -> tuple[str, bool]:
@@ -263,7 +271,7 @@ def _remove(path: Path) -> None:
 # ----------------------------------------------------------------------- verification
 
 
-def hash_file(path: Path) -> tuple[int, str]:
+def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, sha256 hex) of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     size = 0
@@ -274,7 +282,7 @@ def hash_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def file_matches(path: Path, size: int | None, sha256: str | None,
+def file_matches(path: str | os.PathLike[str], size: int | None, sha256: str | None,
                  mtime_ns: int | None = None) -> bool:
     """Is the file at ``path`` still the one the state recorded?  (Skip-on-resume check.)
 

@@ -190,10 +190,11 @@ class Scheduler(SharingMixin):
             state = self.store.requeue(step.id, "its blob is missing or changed; making it "
                                        "again", reset_attempts=True)
         if state.status == S.SUCCEEDED:
-            target = self._target(step)
+            target = self._target_text(step)
             if outputs.file_matches(target, state.bytes, state.sha256, state.mtime_ns):
-                try:
-                    outcome.files = self._postprocess(step, target)  # no-op when still there
+                try:  # a no-op when its files are still there
+                    outcome.files = (self._postprocess(step, Path(target))
+                                     if postprocess.wanted(step) else [])
                 except RunnerError as error:
                     self._fail(step, error)
                     return
@@ -235,10 +236,14 @@ class Scheduler(SharingMixin):
             self._workers.dispatch(step, self._query, state)
 
     def _target(self, step: Any) -> Path:
+        return Path(self._target_text(step))
+
+    def _target_text(self, step: Any) -> str:
         if self._real_output is None:  # once: the folder does not move during a run
             self._real_output = os.path.realpath(self.output_dir)
-        return outputs.resolve_output(self.output_dir, step.output, real_base=self._real_output,
-                                      real_folders=self._real_folders)
+        return outputs.resolve_output_text(self.output_dir, step.output,
+                                           real_base=self._real_output,
+                                           real_folders=self._real_folders)
 
     # ------------------------------------------------------------------ the loop
 

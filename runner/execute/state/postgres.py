@@ -78,6 +78,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             step_id TEXT PRIMARY KEY NOT NULL,
             seconds DOUBLE PRECISION NOT NULL,
             updated_at DOUBLE PRECISION NOT NULL)""",),
+    # 4: a Step's run is its stamp's, as in sqlite.MIGRATIONS[3] (here the request is
+    # TOASTed out of line anyway, so the table keeps its column order).
+    (
+        """CREATE TABLE stamps (
+            id BIGSERIAL PRIMARY KEY,
+            run_id BIGINT NOT NULL REFERENCES runs(id))""",
+        "INSERT INTO stamps (run_id) SELECT DISTINCT run_id FROM steps WHERE run_id IS NOT NULL",
+        "ALTER TABLE steps ADD COLUMN stamp BIGINT REFERENCES stamps(id)",
+        "UPDATE steps SET stamp = stamps.id FROM stamps WHERE stamps.run_id = steps.run_id",
+        "ALTER TABLE steps DROP COLUMN run_id",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

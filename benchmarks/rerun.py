@@ -1,0 +1,163 @@
+"""Re-runs of a finished plan, A/B (issue 14, items 3 and 4): this tree against another.
+
+``make DIR`` builds a finished v1 plan (``run_all.py``'s: 200,000 users, 2,000 export
+Steps) with the embedded simulator: its first run, then the run that writes the plan's
+memo.  ``ab DIR --base SRC`` copies DIR twice (DIR-ab-base and DIR-ab-new; ``cp -a``: the
+files keep their mtimes) and re-runs each copy with ``insights-runner run -q``, in turn,
+``--rounds`` times: the runner of this tree, and the one in SRC (``git archive REV runner
+| tar -x -C SRC``) on PYTHONPATH.  Each copy is run once before the timed rounds (it
+migrates its state and writes its own memo).  Figures: whole-process CPU (wait4) and peak
+RSS, medians.
+
+``make-v2 DIR --users N`` builds a finished access review of N users on v2 (``plans.py``'s,
+N Steps) without its first run of N jobs: see ``make_v2``.  Run it with the BASE runner
+(``PYTHONPATH=SRC python SRC/benchmarks/rerun.py make-v2 ...``) so both sides can read the
+state.
+
+    .venv/bin/python benchmarks/rerun.py make /tmp/rr --users 200000
+    .venv/bin/python benchmarks/rerun.py ab /tmp/rr --base /tmp/rr-src --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_all import PASSWORD_VAR, checked, child, first_run, plan_playbook  # noqa: E402
+
+
+def make(directory: Path, users: int) -> None:
+    from runner.sim import SimConfig, Simulator
+    from runner.sim.tenant import sized_scale
+
+    with Simulator(SimConfig(scale=sized_scale(users=users), job_seconds=0)) as sim:
+        playbook = plan_playbook(directory, sim)
+        first_run(playbook, sim)
+        env = {**os.environ, PASSWORD_VAR: sim.credentials.pfx_password}
+        checked(child(rerun_argv(directory), env=env), "the run that writes the memo")
+        (directory / "password").write_text(sim.credentials.pfx_password, encoding="utf-8")
+
+
+def make_v2(directory: Path, users: int) -> None:
+    """A finished access review of ``users`` users on v2 (``plans.py``'s playbook) without
+    its first run of ``users`` jobs (hours at 200,000): the Users task runs for real, then
+    the deferred task's Steps are compiled and registered in the playbook's state and
+    marked succeeded in one transaction, each with a small synthetic file of its own
+    (size, sha256 and mtime recorded as a download would).  Then the run that writes the
+    memos.  ``ab`` re-runs it as any other."""
+    import hashlib
+
+    from plans import SimProcess, write_playbook
+
+    from runner.execute.registry import RecordFiles
+    from runner.execute.state import StateStore
+    from runner.manifest import load_playbook
+    from runner.plan import compile_plan, compile_task
+
+    sim = SimProcess(users)
+    try:
+        playbook = write_playbook(directory, sim.spec)
+        env = sim.env()
+        state = directory / "state"
+        argv = [sys.executable, "-m", "runner", "run", str(playbook), "-q", "--state-dir",
+                str(state), "--tags", "users"]
+        document = playbook.read_text(encoding="utf-8")
+        playbook.write_text(document.replace("register: users", "register: users\n  tags: [users]"),
+                            encoding="utf-8")
+        checked(child(argv, env=env, cwd=directory.parent), "the Users task")
+        os.environ.update({PASSWORD_VAR: sim.spec["password"]})
+        loaded = load_playbook(playbook)
+        compile_plan(loaded)
+        users_file = directory / "reports" / "users.jsonl"
+        steps = compile_task(loaded, 1, registered={
+            "users": RecordFiles([(users_file, "jsonl")], users)})
+        finished = []
+        for step in steps:
+            path = directory / "reports" / step.output
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = f"synthetic export of {step.id}\n".encode()
+            path.write_bytes(data)
+            finished.append((len(data), hashlib.sha256(data).hexdigest(),
+                             path.stat().st_mtime_ns, str(step.id)))
+        with StateStore.open(state) as store:
+            store.register_steps(store.begin_run(str(playbook), "synthetic"), steps)
+            with store._tx() as conn:
+                conn.executemany("UPDATE steps SET status = 'succeeded', attempts = 1, "
+                                 "bytes = ?, sha256 = ?, mtime_ns = ?, finished_at = 1.0 "
+                                 "WHERE id = ?", finished)
+        checked(child(rerun_argv(directory), env=env, cwd=directory.parent),
+                "the run that writes the memos")
+        (directory / "password").write_text(sim.spec["password"], encoding="utf-8")
+    finally:
+        sim.close()
+
+
+def rerun_argv(directory: Path) -> list[str]:
+    return [sys.executable, "-m", "runner", "run", str(directory / "book.yml"), "-q",
+            "--state-dir", str(directory / "state")]
+
+
+def ab(directory: Path, base: Path, rounds: int) -> None:
+    password = (directory / "password").read_text(encoding="utf-8")
+    env = {**os.environ, PASSWORD_VAR: password, "NO_COLOR": "1"}
+    parties = {"base": (directory.with_name(directory.name + "-ab-base"),
+                        {**env, "PYTHONPATH": str(base)}),
+               "new": (directory.with_name(directory.name + "-ab-new"), env)}
+    # Children start in DIR's parent: `python -m` puts the working folder first on sys.path,
+    # and in this tree that would be this runner for both.
+    cwd = directory.parent
+    where = subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"],
+                           env=parties["base"][1], capture_output=True, text=True, check=True,
+                           cwd=cwd)
+    if not Path(where.stdout.strip()).is_relative_to(base.resolve()):
+        raise SystemExit(f"the base runner is not the one in {base}: {where.stdout.strip()}")
+    for copy, _ in parties.values():
+        shutil.rmtree(copy, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(directory), str(copy)], check=True)
+    for name, (copy, party_env) in parties.items():
+        checked(child(rerun_argv(copy), env=party_env, cwd=cwd), f"{name}: the first re-run")
+    cpu: dict[str, list[float]] = {name: [] for name in parties}
+    rss: dict[str, list[float]] = {name: [] for name in parties}
+    for _ in range(rounds):
+        for name, (copy, party_env) in parties.items():
+            result = checked(child(rerun_argv(copy), env=party_env, cwd=cwd),
+                             f"{name}: a re-run")
+            cpu[name].append(result.cpu)
+            rss[name].append(result.peak_mib)
+    for name in parties:
+        print(f"{name}: CPU median {statistics.median(cpu[name]):.3f} s "
+              f"({', '.join(f'{c:.2f}' for c in cpu[name])}); peak RSS median "
+              f"{statistics.median(rss[name]):.0f} MiB")
+    ratio = statistics.median(cpu["new"]) / statistics.median(cpu["base"])
+    print(json.dumps({"ratio_new_base": round(ratio, 3), "load": os.getloadavg()[0]}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["make", "make-v2", "ab"])
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--base", type=Path)
+    parser.add_argument("--rounds", type=int, default=7)
+    options = parser.parse_args()
+    if options.what == "make":
+        make(options.directory, options.users)
+    elif options.what == "make-v2":
+        make_v2(options.directory, options.users)
+    else:
+        ab(options.directory, options.base, options.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
