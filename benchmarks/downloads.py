@@ -33,7 +33,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD_VAR = "SIM_PFX_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from children import PASSWORD_VAR  # noqa: E402
 
 
 def serve(mib: int) -> int:
@@ -118,7 +120,7 @@ def _rounds(dest: Path, server: int, spec: dict, mib: int, rounds: int,
             against: Path | None) -> tuple[dict[str, list], list[float]]:
     """Each party fetches the export once a round, one after the other, into ``dest``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run_all import checked, child
+    from children import checked, child
 
     size = mib * 2**20
     env = {**os.environ, PASSWORD_VAR: spec["password"], "NO_COLOR": "1",
@@ -231,7 +233,7 @@ def stage_figures(work: Path, mib: int, row: Callable[..., None]) -> None:
     import hashlib
     import zlib
 
-    from run_all import checked, child
+    from children import checked, child
     from zlib_ng import zlib_ng
 
     per_gib = 1024 / mib
