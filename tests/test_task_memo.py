@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute.registry import MEMO_LINES_PER_DECODE, _load_steps, _save_steps
+from runner.execute.registry import _load_steps, _save_steps
 from runner.steps import Step
 
 
@@ -20,7 +20,7 @@ def steps(count: int) -> list[Step]:
             for i in range(count)]
 
 
-@pytest.mark.parametrize("count", [0, 1, MEMO_LINES_PER_DECODE, MEMO_LINES_PER_DECODE + 1])
+@pytest.mark.parametrize("count", [0, 1, 5_000])  # 5,000: several blocks
 def test_the_memo_gives_back_the_steps_it_was_given(tmp_path: Path, count: int) -> None:
     memo = tmp_path / "compiled" / "task1-abc.jsonl"
     _save_steps(memo, steps(count))
