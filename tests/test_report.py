@@ -239,3 +239,16 @@ def test_a_run_result_is_reported_with_its_status(tmp_path: Path) -> None:
     assert report_from_result(result)["status"] == "failed"
     result.interrupted = True
     assert report_from_result(result)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("count", [1, 2048, 2500])  # written in pieces of 1,024 Steps
+def test_a_large_report_is_written_whole_one_step_a_line(tmp_path: Path, count: int) -> None:
+    rows = [Outcome(Step(f"s{i}", "Users", "user_summary", f"u{i}.jsonl"), "succeeded",
+                    bytes=i, sha256=SHA, attempts=1) for i in range(count)]
+    data = report(rows=rows, status="succeeded")
+    info = write_report(tmp_path / REPORT_NAME, data)
+    text = info.path.read_text(encoding="utf-8")
+    assert json.loads(text) == data
+    assert text.encode() == report_json(data)
+    assert text.count('\n    {"id": "s') == count  # one line per Step
+    assert [p.name for p in tmp_path.iterdir()] == [REPORT_NAME]  # no partial file left

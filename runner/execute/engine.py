@@ -243,6 +243,9 @@ def _compile_deferred(*args: Any, **kwargs: Any) -> Sequence[Any]:
     return steps
 
 
+ADD_BATCH = 10_000  # Steps handed to the scheduler at a time (see run_plan)
+
+
 def selected(step: Any, tags: frozenset[str], skip_tags: frozenset[str]) -> bool:
     step_tags = set(step.tags)
     if tags and not (step_tags & tags or "always" in step_tags):
@@ -306,8 +309,11 @@ def run_plan(
                 known.extend(compiled)
                 new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
                 registry.expect(new)
-                store.register_steps(run_id, new)
-                scheduler.add(new)
+                store.register_steps(run_id, new)  # all of them, before any is acted on
+                # In batches: the scheduler reads each batch's states (and job lengths) at
+                # once, and 200,000 at once are 100 MiB more at the run's peak.
+                for start in range(0, len(new), ADD_BATCH):
+                    scheduler.add(new[start:start + ADD_BATCH])
 
         skipped_tasks: list[str] = []
         try:

@@ -37,7 +37,7 @@ from runner.execute import outputs
 from runner.execute.scheduler import Outcome
 
 MEMO_DIRNAME = "compiled"
-MEMO_VERSION = 1
+MEMO_VERSION = 2  # 2: JSON lines, a Step a line (1: one JSON document)
 # Template names whose value is not a function of the playbook and the registers.
 _IMPURE = frozenset({"run", "env", "lookup", "playbook_dir"})
 _RANDOM = ("random", "lipsum")  # Jinja's random filter and lorem-ipsum global (by name)
@@ -216,7 +216,7 @@ class Registry:
         key = json.dumps([MEMO_VERSION, shape, self.fingerprint, task_index, inputs],
                          sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:40]
-        return Path(state_dir) / MEMO_DIRNAME / f"task{task_index}-{digest}.json"
+        return Path(state_dir) / MEMO_DIRNAME / f"task{task_index}-{digest}.jsonl"
 
     def ready(self) -> list[Any]:
         """Deferred tasks whose registers now all exist (taken off the waiting list)."""
@@ -281,26 +281,67 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def _load_steps(path: Path) -> list[Any] | None:
+    """The memo's Steps, read a block of lines at a time: a memo of 200,000 Steps is never
+    held whole (its text, or its decoded form, 270 MiB, beside the Steps).  A block is
+    decoded at once, so that its Steps share their keys (and a v1 Step's 100 e-mails are
+    not a line string of their own first), and the few values every Step of a task
+    repeats are shared too, not held once per Step."""
     from runner.steps import Step
 
+    shared: dict[str, str] = {}
+    steps = []
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        if document.get("version") != MEMO_VERSION:
-            return None
-        return [Step.from_json(d) for d in document["steps"]]
+        with path.open(encoding="utf-8") as memo:
+            if json.loads(memo.readline() or "{}").get("version") != MEMO_VERSION:
+                return None
+            for block in _line_blocks(memo):
+                # compact JSON has no newline but between lines: a block is their array
+                for document in json.loads("[" + block.replace("\n", ",") + "]"):
+                    for name in _SHARED_FIELDS:
+                        value = document.get(name)
+                        if type(value) is str:
+                            document[name] = shared.setdefault(value, value)
+                    steps.append(Step.from_json(document))
+        return steps
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None  # missing or unreadable: compile again
 
 
+MEMO_BLOCK = 1 << 18  # characters of the memo decoded at a time (256 Ki: ~900 v2 Steps)
+
+
+def _line_blocks(memo: Any) -> Iterator[str]:
+    """The rest of ``memo`` in blocks of whole lines (about ``MEMO_BLOCK`` each), without
+    their last newline; a last line without its newline is a damaged memo (ValueError)."""
+    rest = ""
+    while text := memo.read(MEMO_BLOCK):
+        text = rest + text
+        cut = text.rfind("\n")
+        rest = text[cut + 1:]
+        if cut > 0:
+            yield text[:cut]
+    if rest:
+        raise ValueError("the memo's last line is cut short")
+
+
+_SHARED_FIELDS = ("task_name", "operation", "kind", "format", "api")
+
+
 def _save_steps(path: Path, steps: Sequence[Any]) -> None:
-    """Write the memo atomically and drop the task's older ones; a failure only costs the
-    next run a compile."""
-    document = {"version": MEMO_VERSION, "steps": [step.to_json() for step in steps]}
+    """Write the memo atomically (a header line, then a Step a line) and drop the task's
+    older ones; a failure only costs the next run a compile."""
     with contextlib.suppress(OSError, TypeError, ValueError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-        outputs.write_atomic(path, data, "memo")
+        with outputs.AtomicFile(path, outputs.own_partial_id("memo")) as out:
+            out.write(json.dumps({"version": MEMO_VERSION}).encode() + b"\n")
+            for start in range(0, len(steps), 1024):
+                out.write("".join(map(_memo_line, steps[start:start + 1024])).encode())
+        outputs.remove_stale_partials(path, "memo")
         prefix = path.name.split("-", 1)[0] + "-"
-        for old in path.parent.glob(prefix + "*.json"):
+        for old in path.parent.glob(prefix + "*.json*"):  # *.json: MEMO_VERSION 1's
             if old != path:
                 old.unlink(missing_ok=True)
+
+
+def _memo_line(step: Any) -> str:
+    return json.dumps(step.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"

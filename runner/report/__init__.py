@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -228,14 +228,33 @@ def _plain(value: Any) -> Any:
 def report_json(report: Mapping[str, Any]) -> bytes:
     """One key per line, and one line per Step: ``json.dumps`` without ``indent`` takes the
     C encoder, several times faster than the indented one on a report of 200,000 Steps."""
-    lines = []
-    for key, value in report.items():
+    return "".join(_json_chunks(report)).encode()
+
+
+STEPS_PER_CHUNK = 1024  # Steps encoded per write: few calls, and little text held at once
+
+
+def _json_chunks(report: Mapping[str, Any]) -> Iterator[str]:
+    """``report_json``'s text in pieces, so a report of 200,000 Steps is written without
+    its whole text (86 MB, and as many again joined and encoded) held at once.  The first
+    piece ends just inside ``steps`` when it has any: ``_write``'s crash point follows it."""
+    head = "{\n"
+    for number, (key, value) in enumerate(report.items()):
+        head += ("  " if number == 0 else ",\n  ") + f"{json.dumps(key, ensure_ascii=False)}: "
         if key == "steps" and value:
-            text = "[\n    " + ",\n    ".join(_compact(step) for step in value) + "\n  ]"
+            yield head + "[\n    "
+            batch: list[str] = []
+            separator = ""
+            for step in value:
+                batch.append(_compact(step))
+                if len(batch) == STEPS_PER_CHUNK:
+                    yield separator + ",\n    ".join(batch)
+                    separator, batch = ",\n    ", []
+            yield (separator + ",\n    ".join(batch) if batch else "") + "\n  ]"
+            head = ""
         else:
-            text = _compact(value)
-        lines.append(f"  {json.dumps(key, ensure_ascii=False)}: {text}")
-    return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
+            head += _compact(value)
+    yield head + "\n}\n"
 
 
 def _compact(value: Any) -> str:
@@ -244,7 +263,8 @@ def _compact(value: Any) -> str:
 
 def write_report(path: str | Path, report: Any) -> FileInfo:
     """Write ``run-report.json`` atomically (readers never see half a report)."""
-    return _write(Path(path), report_json(_as_report(report)), "run-report")
+    chunks = (text.encode() for text in _json_chunks(_as_report(report)))
+    return _write(Path(path), chunks, "run-report")
 
 
 def write_run_report(path: str | Path, result: Any) -> Path:
@@ -271,14 +291,18 @@ def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> 
     return written
 
 
-def _write(path: Path, data: bytes, name: str) -> FileInfo:
-    """``write_atomic``, with the crash point ``name`` between the two halves of the data.
-    The partial file is this process's own: runners sharing an output folder each write
-    the report whole, the last one's in place."""
+def _write(path: Path, data: bytes | Iterator[bytes], name: str) -> FileInfo:
+    """``write_atomic``, with the crash point ``name`` between the two halves of the data
+    (of data made piece by piece: after its first piece).  The partial file is this
+    process's own: runners sharing an output folder each write the report whole, the
+    last one's in place."""
+    chunks = iter((data[: len(data) // 2], data[len(data) // 2:])) \
+        if isinstance(data, bytes) else data
     with AtomicFile(path, own_partial_id(name)) as out:
-        out.write(data[: len(data) // 2])
+        out.write(next(chunks, b""))
         crashpoint.hit(name)
-        out.write(data[len(data) // 2:])
+        for chunk in chunks:
+            out.write(chunk)
     assert out.info is not None
     remove_stale_partials(path, name)
     return out.info
