@@ -9,6 +9,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -97,6 +98,23 @@ def test_connections_are_kept_across_calls_and_downloads(sim, tmp_path, caplog):
         assert done.bytes > 0
     opened = [r for r in caplog.records if r.getMessage().startswith("new connection")]
     assert len(opened) == 1, [r.getMessage() for r in opened]  # identity and API: one host
+
+
+def test_an_idle_kept_connection_is_closed_by_the_simulator_quietly_and_opened_again(
+        make_sim, monkeypatch, caplog):
+    from runner.sim import keepalive
+
+    monkeypatch.setattr(keepalive.KeepAliveHandler, "timeout", 0.3)  # 60 s as served
+    sim = make_sim()
+    caplog.set_level(logging.DEBUG)
+    with make_client(sim) as client:
+        first = list(client.iter_records("user_summary", {"page_size": 100}))
+        time.sleep(1.0)  # the simulator closes the kept connection meanwhile
+        again = list(client.iter_records("user_summary", {"page_size": 100}))
+    assert first == again and first
+    opened = [r for r in caplog.records if r.getMessage().startswith("new connection")]
+    assert len(opened) == 2, [r.getMessage() for r in opened]  # the closed one not reused
+    assert not [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
 
 
 # ------------------------------------------------------------------------ the proxy
