@@ -12,6 +12,7 @@ import zipfile
 from io import BytesIO
 from pathlib import Path
 
+import pytest
 from run_support import env_for, runner, submits, write_playbook
 
 TASKS = [
@@ -91,3 +92,34 @@ def test_a_missing_bucket_is_exit_2_before_any_job(sim, bucket, tmp_path: Path) 
     assert result.returncode == 2, result.stderr
     assert "does not exist, or these credentials cannot see it" in result.stderr
     assert submits(sim) == []
+
+
+def test_a_shared_report_replaced_by_another_runner_between_put_and_check_is_no_error(
+    bucket, tmp_path: Path) -> None:
+    """Runners sharing a plan each upload the combined report to one blob, the last one
+    wins; another runner's PUT can land between ours and its size check (CI saw it)."""
+    from runner.execute.remote import RemoteOutputs, UploadError, publish_reports
+
+    fs = bucket.fs()
+    remote = RemoteOutputs(bucket.url, tmp_path, fs=fs)
+    report = tmp_path / "run-report.json"
+    report.write_text('{"summary": {"succeeded": 3}}')
+    other = b'{"summary": {"succeeded": 3, "from": "another runner"}}'
+    put_file = fs.put_file
+
+    def put_then_another_runner(local: str, key: str, **kwargs) -> None:
+        put_file(local, key, **kwargs)
+        fs.pipe_file(key, other)  # the other runner's whole upload, just after ours
+
+    fs.put_file = put_then_another_runner
+    publish_reports(remote, report)
+    assert fs.cat_file(remote.key("run-report.json")) == other
+    # A Step's own file has one writer: a blob of another size there is still an error.
+    step_file = tmp_path / "users.csv"
+    step_file.write_text("id,name\n1,Ada\n")
+    with pytest.raises(UploadError, match="not the 14 bytes sent"):
+        remote.upload(step_file, "users.csv")
+    # And a shared blob that is missing after the PUT is one too.
+    fs.put_file = lambda local, key, **kwargs: None
+    with pytest.raises(UploadError, match="missing"):
+        publish_reports(RemoteOutputs(f"{bucket.url}/elsewhere", tmp_path, fs=fs), report)

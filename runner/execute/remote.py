@@ -34,6 +34,7 @@ SCHEMES = ("az", "s3")
 _URL = re.compile(r"^(az|s3)://([^/]+)(?:/(.*))?$")
 _PACKAGE = {"az": ("adlfs", "azure"), "s3": ("s3fs", "s3")}
 # Loggers that would print request headers (signatures, SAS tokens) at DEBUG.
+_LOG = logging.getLogger(__name__)
 _QUIET = ("azure", "azure.core.pipeline.policies.http_logging_policy", "botocore",
           "aiobotocore", "s3fs", "adlfs", "fsspec", "urllib3.connectionpool")
 
@@ -153,22 +154,38 @@ class RemoteOutputs:
 
     def upload(self, local: Path, relative: str, sha256: str | None = None) -> str:
         """Upload ``local`` whole to ``relative``; its etag once the size is checked."""
-        local = Path(local)
-        size = local.stat().st_size
-        sha256 = sha256 or _sha256(local)
-        # S3 keeps the sha256 as user metadata (adlfs sets a blob's metadata itself).
-        extra: dict[str, Any] = {} if self.scheme == "az" else {"Metadata": {"sha256": sha256}}
-        key = self.key(relative)
-        try:
-            self.fs.put_file(str(local), key, **extra)
-        except Exception as exc:  # noqa: BLE001 - the SDKs raise their own types
-            raise _error(self.url, "upload", relative, exc) from None
+        size = self._put(Path(local), relative, sha256)
         found = self.blob(relative)
         if found is None or found.size != size or found.etag is None:
             raise UploadError(f"{self.url}/{relative}: the uploaded blob is "
                               f"{'missing' if found is None else f'{found.size} bytes'}, "
                               f"not the {size} bytes sent")
         return found.etag
+
+    def upload_shared(self, local: Path, relative: str) -> None:
+        """Upload a blob every runner of the plan writes (the combined run report: the
+        last one wins).  Another runner's whole upload may land between this PUT and the
+        check, so a blob of another size there is theirs, not a short one of ours (both
+        services commit a blob whole or not at all); only a missing blob is an error."""
+        size = self._put(Path(local), relative, None)
+        found = self.blob(relative)
+        if found is None:
+            raise UploadError(f"{self.url}/{relative}: the uploaded blob is missing")
+        if found.size != size:
+            _LOG.debug("%s/%s: replaced by another runner's upload since ours (%d bytes, "
+                       "not %d)", self.url, relative, found.size, size)
+
+    def _put(self, local: Path, relative: str, sha256: str | None) -> int:
+        """PUT ``local`` to ``relative``; the size sent."""
+        size = local.stat().st_size
+        sha256 = sha256 or _sha256(local)
+        # S3 keeps the sha256 as user metadata (adlfs sets a blob's metadata itself).
+        extra: dict[str, Any] = {} if self.scheme == "az" else {"Metadata": {"sha256": sha256}}
+        try:
+            self.fs.put_file(str(local), self.key(relative), **extra)
+        except Exception as exc:  # noqa: BLE001 - the SDKs raise their own types
+            raise _error(self.url, "upload", relative, exc) from None
+        return size
 
     def upload_files(self, paths: list[Path]) -> None:
         """Upload files made inside the staging folder (extracted, converted, reports)."""
@@ -183,10 +200,10 @@ def publish_reports(remote: RemoteOutputs, report: Path) -> None:
     from runner.layout import REPORT_NAME
     from runner.report import html_path
 
-    remote.upload(report, REPORT_NAME)
+    remote.upload_shared(report, REPORT_NAME)
     page = html_path(report)
     if page.exists():
-        remote.upload(page, html_path(Path(REPORT_NAME)).name)
+        remote.upload_shared(page, html_path(Path(REPORT_NAME)).name)
 
 
 def _etag(info: dict[str, Any]) -> str | None:
