@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import zipfile
 
 import pytest
 from client_support import files_in, make_client, wait_terminal
 
 from runner import catalog
-from runner.client.download import content_disposition_name, safe_name
+from runner.client import streamcheck
+from runner.client.download import _Ring, content_disposition_name, safe_name
 from runner.errors import DownloadError
 from runner.sim import Faults
 
@@ -137,3 +139,50 @@ def test_a_file_of_many_chunks_is_hashed_and_checked_as_it_came(sim, finished_jo
     with pytest.raises(DownloadError, match="fails its CRC"):
         client.download(OP, job_id, tmp_path / "broken.zip", chunk_size=64 * 1024)
     assert files_in(tmp_path) == ["big.zip"]
+
+
+def test_a_checker_that_lags_behind_a_broken_transfer_still_sees_every_byte(
+    sim, finished_job, tmp_path, monkeypatch, caplog
+):
+    """CI once found a cut-off transfer put together into a file that failed its check: the
+    read that met the end of the cut body used up a buffer's turn without a chunk, so a
+    buffer came round again while the checking thread was still on the chunk in it.  Here
+    the check is made slow (as on a loaded machine) so it is always as far behind as it may
+    be: the file still verifies at the first try, with both resumes."""
+    client, job_id = finished_job
+    payload = hashlib.sha512(b"lag").digest() * (2 * 2**20 // 64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        out.writestr("big.bin", payload)
+    data = buffer.getvalue()
+    sim.replace_export_file(job_id, data, "big.zip")
+    sim.set_faults(Faults(seed=9, truncate_rate=0.5))  # the first two transfers stop halfway
+    feed = streamcheck.ZipWalker.feed
+
+    def slow_feed(walker, chunk):
+        time.sleep(0.004)  # the chunk is read after the pause, when the reader has moved on
+        feed(walker, chunk)
+
+    monkeypatch.setattr(streamcheck.ZipWalker, "feed", slow_feed)
+
+    result = client.download(OP, job_id, tmp_path / "big.zip", chunk_size=64 * 1024)
+
+    assert "fails verification" not in caplog.text
+    assert result.resumes == 2
+    assert result.path.read_bytes() == data
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_read_that_brings_nothing_keeps_its_buffer_for_the_next():
+    """The ring's promise, which the checking thread leans on: between two chunks taken from
+    one buffer there are always ``count - 1`` others, however many reads came back empty."""
+    ring = _Ring(64 * 1024, 4)
+    first = ring.free()
+    ring.take(10)
+    owners = []
+    for _ in range(3):
+        assert ring.free() is ring.free()  # an empty read: the turn stays
+        owners.append(ring.free())
+        ring.take(5)
+    assert all(owner is not first for owner in owners)
+    assert ring.free() is first

@@ -156,8 +156,8 @@ def _fetch(transport, url, temp, params, operation, chunk_size, max_resumes, has
         handle.seek(0)  # (appends still go to the end)
         fetched = os.fstat(handle.fileno()).st_size
         ring.fit(fetched)
-        while fetched and (count := handle.readinto(buffer := ring.next())):  # bytes an
-            hasher.update(buffer[:count])  # earlier run fetched: hash them and go on from there
+        while fetched and (count := handle.readinto(ring.free())):  # bytes an earlier
+            hasher.update(ring.take(count))  # run fetched: hash them and go on from there
             written += count
         writeback = _WriteBack(handle.fileno(), written)
         if written:
@@ -269,8 +269,11 @@ class _StreamBroken(Exception):
 
 
 class _Ring:
-    """``count`` buffers of ``size`` bytes, handed out in turn: a chunk read into one stays
-    whole while the ``count - 1`` after it are read (``StreamCheck`` may still be on it).
+    """``count`` buffers of ``size`` bytes, handed out in turn: a chunk ``take``n from one
+    stays whole while the ``count - 1`` after it are taken (``StreamCheck`` may still be on
+    it).  Only ``take`` moves the turn on: a read that brought nothing (the end, a drop)
+    leaves its buffer to the next read, so the distance between two chunks in one buffer
+    is always ``count`` hand-offs, however often a stream broke between them.
 
     A buffer is made when its turn first comes, no larger than ``fit`` allows: a small
     file (most exports) gets small buffers instead of ``count`` zeroed MiBs."""
@@ -281,7 +284,7 @@ class _Ring:
         self._most = self._size = size
         self._count = count
         self._buffers: list[memoryview] = []
-        self._turn = -1
+        self._turn = 0  # the buffer the next read goes into
 
     def __len__(self) -> int:
         return self._size
@@ -291,11 +294,17 @@ class _Ring:
         if expected is not None:
             self._size = max(self.SMALLEST, min(self._most, expected))
 
-    def next(self) -> memoryview:
-        self._turn = (self._turn + 1) % self._count
+    def free(self) -> memoryview:
+        """The buffer the next read fills (the same one until a chunk is taken from it)."""
         if self._turn == len(self._buffers):
             self._buffers.append(memoryview(bytearray(self._size)))
         return self._buffers[self._turn]
+
+    def take(self, count: int) -> memoryview:
+        """The ``count`` bytes just read into ``free()``, as a chunk; the turn moves on."""
+        chunk = self._buffers[self._turn][:count]
+        self._turn = (self._turn + 1) % self._count
+        return chunk
 
 
 def _body(response: StreamResponse, ring: _Ring) -> Iterator[memoryview]:
@@ -313,14 +322,13 @@ def _body(response: StreamResponse, ring: _Ring) -> Iterator[memoryview]:
         return
     ring.fit(_content_length(response))
     while True:
-        buffer = ring.next()
         try:
-            count = fp.readinto(buffer)
+            count = fp.readinto(ring.free())
         except (OSError, http.client.HTTPException) as exc:
             raise _StreamBroken(type(exc).__name__) from exc
         if not count:
             return
-        yield buffer[:count]
+        yield ring.take(count)
 
 
 def _content_length(response: StreamResponse) -> int | None:
