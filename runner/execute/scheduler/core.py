@@ -27,7 +27,7 @@ from runner.execute.paging import QueryFile, page_query
 from runner.execute.state import StateStore, StepState, StepStatus, TransitionError
 
 from .policy import PollPolicy
-from .records import ActiveJob, JobSpan, Outcome
+from .records import ActiveJob, JobSpan, Outcome, reused_values
 from .sharing import SharingMixin
 from .stop import Stop
 from .workers import Result, WorkerPool
@@ -182,8 +182,7 @@ class Scheduler(SharingMixin):
         outcome.job_id = state.job_id
         if state.status == S.SUCCEEDED and self.remote is not None:
             if self.remote.matches(step.output, state.bytes, state.etag):
-                self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
-                             sha256=state.sha256, records=state.records or None)
+                self._finish(outcome, "succeeded", reused=True, **reused_values(state))
                 return
             if self._claim_for_work(step, state, outcome, now) is None:
                 return
@@ -198,8 +197,7 @@ class Scheduler(SharingMixin):
                 except RunnerError as error:
                     self._fail(step, error)
                     return
-                self._finish(outcome, "succeeded", reused=True, bytes=state.bytes,
-                             sha256=state.sha256, records=state.records or None)
+                self._finish(outcome, "succeeded", reused=True, **reused_values(state))
                 return
             if self._claim_for_work(step, state, outcome, now) is None:
                 return

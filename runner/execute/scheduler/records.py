@@ -55,3 +55,13 @@ class ActiveJob:
     expected: float | None = None  # its Step's job length in an earlier run (seconds)
     running_at: float = 0.0  # the age at which a poll last saw it still running
 
+
+
+def reused_values(state: Any) -> dict[str, Any]:
+    """What a Step finished by an earlier run reports, from its state row (a ``StepState``):
+    its file's size, hash and records, and when that run made it.  Nothing of the run that
+    reuses it, so that every re-run reports it alike (``runner.execute.sealed`` relies on
+    that)."""
+    return {"attempts": state.attempts, "job_id": state.job_id, "bytes": state.bytes,
+            "sha256": state.sha256, "records": state.records or None,
+            "started": state.started_at, "finished": state.finished_at}
