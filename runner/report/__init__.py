@@ -24,6 +24,7 @@ from typing import Any
 
 from runner import crashpoint
 from runner.execute.outputs import AtomicFile, FileInfo, own_partial_id, remove_stale_partials
+from runner.report.prepared import PreparedSteps
 from runner.secret import Secret
 
 REPORT_VERSION = 1
@@ -131,6 +132,13 @@ def build_report(*, playbook: str | Path, run_id: int | str | None, started: flo
 def report_from_result(result: Any) -> dict[str, Any]:
     """The report of the engine's ``RunResult``.  Its status: ``interrupted``, ``failed``
     (a Step failed that does not ``ignore_errors``) or ``succeeded``."""
+    prepared = getattr(result, "prepared", None)
+    if prepared is not None:  # a sealed plan's re-run: every Step reused, entries made
+        return {"version": REPORT_VERSION, "playbook": str(result.playbook),
+                "name": getattr(result, "name", None), "run_id": result.run_id,
+                "started": iso_time(result.started), "finished": iso_time(result.finished),
+                "status": "succeeded", "summary": dict(prepared.summary),
+                "skipped_tasks": [], "error": None, "steps": prepared}
     outcomes = list(result.outcomes)
     if getattr(result, "interrupted", False):
         status = "interrupted"
@@ -242,19 +250,44 @@ def _json_chunks(report: Mapping[str, Any]) -> Iterator[str]:
     for number, (key, value) in enumerate(report.items()):
         head += ("  " if number == 0 else ",\n  ") + f"{json.dumps(key, ensure_ascii=False)}: "
         if key == "steps" and value:
-            yield head + "[\n    "
-            batch: list[str] = []
-            separator = ""
-            for step in value:
-                batch.append(_compact(step))
-                if len(batch) == STEPS_PER_CHUNK:
-                    yield separator + ",\n    ".join(batch)
-                    separator, batch = ",\n    ", []
-            yield (separator + ",\n    ".join(batch) if batch else "") + "\n  ]"
+            pieces = _steps_chunks(value)
+            yield head + next(pieces)
+            yield from pieces
             head = ""
         else:
             head += _compact(value)
     yield head + "\n}\n"
+
+
+_OPEN, _BETWEEN, _CLOSE = "[\n    ", ",\n    ", "\n  ]"  # a Step a line, indented
+_TEXT_PIECE = 1 << 22  # characters of prepared entries written at a time
+
+
+def _steps_chunks(steps: Any) -> Iterator[str]:
+    """The ``steps`` array's text in pieces, the first just its opening bracket."""
+    if isinstance(steps, PreparedSteps):  # made before, by this function (a sealed plan)
+        text = steps.text
+        yield text[:len(_OPEN)]
+        for start in range(len(_OPEN), len(text), _TEXT_PIECE):
+            yield text[start:start + _TEXT_PIECE]
+        return
+    if not steps:
+        yield "[]"
+        return
+    yield _OPEN
+    batch: list[str] = []
+    separator = ""
+    for step in steps:
+        batch.append(_compact(step))
+        if len(batch) == STEPS_PER_CHUNK:
+            yield separator + _BETWEEN.join(batch)
+            separator, batch = _BETWEEN, []
+    yield (separator + _BETWEEN.join(batch) if batch else "") + _CLOSE
+
+
+def _steps_text(steps: Any) -> str:
+    """The ``steps`` array exactly as ``report_json`` writes it."""
+    return "".join(_steps_chunks(steps))
 
 
 def _compact(value: Any) -> str:
@@ -287,7 +320,9 @@ def write_run_reports(path: str | Path, result: Any, output_dir: str | Path) -> 
 
     report = _as_report(result)
     written = write_report(path, report).path
-    write_html(html_path(written), report, Path(output_dir))
+    steps = report["steps"]
+    write_html(html_path(written), report, Path(output_dir),
+               body=steps.html_body if isinstance(steps, PreparedSteps) else None)
     return written
 
 
@@ -314,6 +349,14 @@ def _write(path: Path, data: bytes | Iterator[bytes], name: str) -> FileInfo:
 def summary_table(report: Any, *, max_failures: int = 20) -> str:
     """A plain-text summary: one line per task, then the failures, then the totals."""
     report = _as_report(report)
+    steps = report["steps"]
+    lines = (steps.summary_lines if isinstance(steps, PreparedSteps)
+             else summary_body(report, max_failures=max_failures))
+    return "\n".join([*lines, "", _totals(report)])
+
+
+def summary_body(report: Mapping[str, Any], *, max_failures: int = 20) -> list[str]:
+    """``summary_table`` but its last line (the totals, which name the run's duration)."""
     tasks: dict[str, Counter[str]] = {}
     sizes: Counter[str] = Counter()
     for step in report["steps"]:
@@ -346,9 +389,7 @@ def summary_table(report: Any, *, max_failures: int = 20) -> str:
         lines.append("")
         lines.append("Tasks not run:")
         lines.extend(f"  {task}" for task in report["skipped_tasks"])
-    lines.append("")
-    lines.append(_totals(report))
-    return "\n".join(lines)
+    return lines
 
 
 def _written(steps: list[Mapping[str, Any]], limit: int = 12) -> list[str]:
@@ -391,11 +432,19 @@ def _cell(value: str, width: int, column: int) -> str:
     return value.rjust(width)
 
 
+def step_totals(steps: Any) -> tuple[int, int, int]:
+    """How many entries were reused; files and bytes the succeeded ones hold."""
+    if isinstance(steps, PreparedSteps):
+        return steps.totals
+    reused = sum(1 for step in steps if step["reused"])
+    files = sum(1 for step in steps if step["status"] == "succeeded" and step["bytes"])
+    size = sum(step["bytes"] or 0 for step in steps if step["status"] == "succeeded")
+    return reused, files, size
+
+
 def _totals(report: Mapping[str, Any]) -> str:
     summary = report["summary"]
-    reused = sum(1 for step in report["steps"] if step["reused"])
-    files = sum(1 for step in report["steps"] if step["status"] == "succeeded" and step["bytes"])
-    size = sum(step["bytes"] or 0 for step in report["steps"] if step["status"] == "succeeded")
+    reused, files, size = step_totals(report["steps"])
     parts = [f"{summary.get('succeeded', 0)} succeeded"
              + (f" ({reused} from an earlier run)" if reused else "")]
     parts += [f"{summary[key]} {key}" for key in summary if key != "succeeded" and summary[key]]

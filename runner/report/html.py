@@ -57,15 +57,28 @@ svg{max-width:100%;height:auto;background:#fff;border:1px solid #e0e0e0;border-r
 """
 
 
-def write_html(path: Path, report: Mapping[str, Any], output_dir: Path) -> FileInfo:
-    """Write the page atomically (a reader never sees half of it)."""
-    return write_atomic(path, render(report, output_dir).encode("utf-8"), "run-report-html")
+def write_html(path: Path, report: Mapping[str, Any], output_dir: Path,
+               body: str | None = None) -> FileInfo:
+    """Write the page atomically (a reader never sees half of it).  ``body``: the page
+    below its header, made before (``render_body``; a sealed plan's re-run)."""
+    return write_atomic(path, render(report, output_dir, body).encode("utf-8"),
+                        "run-report-html")
 
 
-def render(report: Mapping[str, Any], output_dir: Path) -> str:
+def render(report: Mapping[str, Any], output_dir: Path, body: str | None = None) -> str:
     title = str(report.get("name") or report["playbook"])
-    body = [
-        _header(report, title),
+    if body is None:
+        body = render_body(report, output_dir)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Run report: {esc(title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{_header(report, title)}{body}</main></body></html>\n")
+
+
+def render_body(report: Mapping[str, Any], output_dir: Path) -> str:
+    """The page below its header: what the Steps did (the header names the run)."""
+    return "".join([
         _summary(report),
         _failures(report["steps"]),
         _slots(report),
@@ -73,12 +86,7 @@ def render(report: Mapping[str, Any], output_dir: Path) -> str:
         _tasks(report),
         '<p class="note">Written by insights-runner from the same data as run-report.json, '
         'which holds every field of every Step.</p>',
-    ]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Run report: {esc(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(body)}</main></body></html>\n")
+    ])
 
 
 # ----------------------------------------------------------------------------- parts
