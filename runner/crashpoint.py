@@ -30,6 +30,7 @@ POINTS = (
     "extract",  # inside postprocess: a member being extracted
     "convert",  # inside postprocess: a CSV being converted
     "deferred-compile",  # a deferred task's Steps being compiled from earlier results
+    "seal",  # a finished plan's seal being written (runner.execute.sealed)
     "run-report",  # run-report.json being written
     "junit",  # the JUnit file being written
 )

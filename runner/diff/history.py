@@ -45,6 +45,8 @@ def keep(result: Any, state_dir: Path) -> Path | None:
 
     if result is None or getattr(result, "interrupted", False):
         return None
+    if getattr(result, "prepared", None) is not None:
+        return None  # a sealed plan's re-run fetched nothing (as all reused, below)
     outcomes = list(getattr(result, "outcomes", ()))
     if outcomes and all(getattr(o, "reused", False) for o in outcomes):
         return None  # (as below, before building a report of every Step for nothing)

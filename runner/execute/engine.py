@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -21,13 +22,15 @@ from typing import Any
 
 from runner import catalog, crashpoint
 from runner.errors import CredentialError, RunnerError, UserError
-from runner.execute import outputs
+from runner.execute import outputs, sealed
 from runner.execute.registry import Registry
 from runner.execute.remote import local_output_dir, publish_reports, remote_for
 from runner.execute.scheduler import Event, Outcome, PollPolicy, Scheduler, Stop
 from runner.execute.state import RunStatus, StateStore
 from runner.execute.state.location import TenantState, for_tenant
 from runner.layout import REPORT_NAME
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class RunResult:
     interrupted: bool = False
     error: str | None = None  # why the run stopped early (exit 3), if it did
     name: str | None = None  # the playbook's name (the reports' title)
+    prepared: Any = None  # a sealed plan's re-run: its report's entries (PreparedSteps)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -278,8 +282,16 @@ def run_plan(
 
     if remote is not None:
         remote.check()  # no credentials, no container: exit 2 before any job
+    seal = sealed.find(plan, playbook, options, output_dir, state_dir, remote)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(StateStore.open(where.location, namespace=where.namespace))
+        run_id = None
+        if seal is not None:  # every Step finished, and no file or run since: nothing to do
+            run_id = store.begin_run(plan.playbook, plan.fingerprint)
+            done = _rerun_sealed(store, run_id, seal, plan, run_key, started, output_dir,
+                                 on_event)
+            if done is not None:
+                return _write_reports(done, remote, options, output_dir, seal, run_id)
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
@@ -287,7 +299,8 @@ def run_plan(
             on_event(("history", durations(store)))  # before --fresh forgets them
         if options.fresh:
             store.clear_steps(plan.playbook)
-        run_id = store.begin_run(plan.playbook, plan.fingerprint)
+        if run_id is None:
+            run_id = store.begin_run(plan.playbook, plan.fingerprint)
         store.register_steps(run_id, steps)
         scheduler = Scheduler(ClientJobApi(client), store, output_dir, workers=options.workers,
                               poll=options.poll, on_event=on_event, stop=options.stop,
@@ -343,15 +356,51 @@ def run_plan(
         status = (RunStatus.INTERRUPTED if interrupted
                   else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
         store.finish_run(run_id, status)
+        if status == RunStatus.SUCCEEDED and state_dir is not None and \
+                sealed.eligible(plan, options, remote) and not registry.waiting:
+            prepared = sealed.seal(result, plan, store, run_id, output_dir, state_dir)
+            if prepared is not None and all(o.reused for o in result.outcomes):
+                result.prepared = prepared  # this very report: not made a second time
 
     if not options.write_report:
         return result
+    return _write_reports(result, remote, options, output_dir)
+
+
+def _write_reports(result: RunResult, remote: Any, options: RunOptions, output_dir: Path,
+                   seal: sealed.Seal | None = None, run_id: int | None = None) -> RunResult:
+    """The run's reports (JSON, HTML, JUnit), beside the files; then a sealed plan's seal
+    moves on to this run (only once its report is there)."""
+    from runner.report import write_junit, write_run_reports
+
     result.report_path = write_run_reports(options.report_path or output_dir / REPORT_NAME,
                                            result, output_dir)
     _publish_report(remote, result.report_path, options)
     if options.junit:
         write_junit(options.junit, result)
+    if seal is not None and run_id is not None:
+        sealed.advance(seal, run_id)
     return result
+
+
+def _rerun_sealed(store: StateStore, run_id: int, seal: sealed.Seal, plan: Any, run_key: str,
+                  started: float, output_dir: Path,
+                  on_event: Callable[[Event], None] | None) -> RunResult | None:
+    """The re-run of a sealed plan (``runner.execute.sealed``), or None when the state
+    says otherwise (the run just begun then goes the usual way)."""
+    if not sealed.current(store, run_id, seal):
+        return None
+    prepared = sealed.prepared_steps(seal)
+    if prepared is None:
+        return None
+    store.move_stamps(seal.run_id, run_id)
+    store.finish_run(run_id, RunStatus.SUCCEEDED)
+    _LOG.info("%s: a sealed plan: its %d Steps finished in run %d and every file is as it "
+              "left them; nothing to do", plan.playbook, len(prepared), seal.run_id)
+    if on_event is not None:
+        on_event(("sealed", len(prepared)))
+    return RunResult(run_key, plan.playbook, output_dir, None, [], [], started, time.time(),
+                     name=plan.name, prepared=prepared)
 
 
 def durations(store: StateStore) -> dict[str, list[float]]:

@@ -82,6 +82,8 @@ class Progress:
                 return
             if kind == "reused":
                 self._reused_unsaid += 1
+            elif kind == "sealed":
+                self._reused_unsaid += int(payload)
             elif kind in _PLAIN_EVENTS:
                 self._say_reused()
                 self._plain(kind, payload, tenant)

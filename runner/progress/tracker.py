@@ -93,6 +93,10 @@ class Tracker:
             self._end(payload, tenant)
             self.done += 1
             self.reused += 1
+        elif kind == "sealed":  # a sealed plan's re-run: this many Steps, all reused
+            self.total += int(payload)
+            self.done += int(payload)
+            self.reused += int(payload)
 
     def add_history(self, durations: Mapping[str, Iterable[float]]) -> None:
         """Earlier runs' seconds per operation (from the state store)."""

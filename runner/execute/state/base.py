@@ -278,6 +278,13 @@ class StateStore:
             conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?",
                          (RunStatus(status).value, self._clock(), run_id))
 
+    def move_stamps(self, from_run: int, to_run: int) -> None:
+        """Stamp every Step of ``from_run`` with ``to_run`` (what ``register_steps`` does
+        when a run registers the very Steps of the one before it; ``runner.execute.sealed``
+        knows that without the Steps)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE stamps SET run_id = ? WHERE run_id = ?", (to_run, from_run))
+
     def run(self, run_id: int) -> RunRecord:
         rows = self._read(_RUN_SELECT + " WHERE id = ?", (run_id,))
         if not rows:

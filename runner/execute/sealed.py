@@ -1,0 +1,255 @@
+"""A finished plan, sealed: its re-run costs a ``stat`` per file, not a Step's work per Step.
+
+When a run ends with every Step of its plan succeeded, the runner seals the plan in the
+state folder's ``compiled/`` (beside the plan memo):
+
+- ``sealed-<key>.json``: each output file's size and modification time (the folders'
+  listing the re-run checks), and what the run report makes of the Steps when every one
+  of them is reused (``runner.report.prepared``: its summary, HTML body, terminal lines);
+- ``sealed-<key>.<token>.steps``: those entries' JSON, as ``run-report.json`` holds them;
+- ``sealed-<key>.run``: the state's run that the seal stands for (moved on by each re-run).
+
+The key is the plan's: its fingerprint, Steps, deferred tasks and output folder.  A later
+run uses the seal only when nothing it describes can have changed:
+
+- the plan comes from the plan memo (the same inputs, so the same Steps) and its deferred
+  tasks compile from their registers alone (so the same Steps again, from the same files);
+- the run takes the whole plan in one tenant's own report to a local folder: no
+  ``--tags``/``--skip-tags``, ``--fresh``, ``-i`` or object storage;
+- every file listed still has its size and modification time (the re-run check of
+  ``outputs.file_matches``), as a regular file in real folders of the output folder;
+- the state's run before this one is the seal's and succeeded: no run of anything came
+  between (``--fresh``, another playbook, another runner on a shared state).
+
+Then the run begins, moves the plan's stamp to itself, and ends in the state, and writes its
+reports from the seal: no Step is decoded, read from the state or checked one by one, and
+the report says what a Step-by-Step re-run would (``reused_values``).  Otherwise the run
+goes the usual way, and seals the plan again if it ends finished.  The seal is a cache:
+losing any of its files costs one ordinary re-run, and a crash anywhere leaves a state
+whose last run is not the seal's, so the next run checks every Step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner import crashpoint
+from runner.execute import outputs
+
+SEAL_VERSION = 1
+_DIRNAME = "compiled"  # shared with the plan memo and the deferred tasks' memos
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A seal found valid for the files; ``current`` checks it against the state."""
+
+    key: str
+    token: str  # binds the three files of one seal
+    run_id: int
+    steps_path: Path
+    steps_chars: int
+    report: Mapping[str, Any]  # PreparedSteps.as_json()
+    paths: tuple[Path, Path, Path]  # header, run file, steps
+
+
+def eligible(plan: Any, options: Any, remote: Any) -> bool:
+    """Runs a seal is made by and used in: the whole plan, one tenant, local files."""
+    return (not options.tags and not options.skip_tags and options.write_report
+            and options.tenant_state is None and remote is None and not options.check)
+
+
+def seal_key(plan: Any, output_dir: Path) -> str:
+    ids = hashlib.sha256()
+    for step in plan.steps:
+        ids.update(step.id.encode() + b"\n")
+    deferred = [int(task.task_index) for task in plan.deferred]
+    text = json.dumps([SEAL_VERSION, str(plan.fingerprint), str(plan.playbook),
+                       os.path.abspath(output_dir), ids.hexdigest(), deferred])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _paths(state_dir: Path, key: str, token: str) -> tuple[Path, Path, Path]:
+    folder = Path(state_dir) / _DIRNAME
+    return (folder / f"sealed-{key}.json", folder / f"sealed-{key}.run",
+            folder / f"sealed-{key}.{token}.steps")
+
+
+# ------------------------------------------------------------------ the re-run
+
+
+def find(plan: Any, playbook: Any, options: Any, output_dir: Path,
+         state_dir: Path | None, remote: Any) -> Seal | None:
+    """The plan's seal, if it may stand for this run and its files are all unchanged."""
+    if state_dir is None or options.fresh or not eligible(plan, options, remote):
+        return None
+    if getattr(plan, "compiled_again", None) is None:  # not from the plan memo
+        return None
+    from runner.execute.registry import task_facts
+
+    if not all(task_facts(playbook, task.task_index)[1] for task in plan.deferred):
+        return None
+    key = seal_key(plan, output_dir)
+    header_path, run_path, _ = _paths(state_dir, key, "")
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+        header = json.loads(header_path.read_text(encoding="utf-8"))
+        if header.get("version") != SEAL_VERSION or header.get("key") != key or \
+                run.get("token") != header.get("token"):
+            return None
+        if not files_unchanged(output_dir, header["files"]):
+            return None
+        paths = _paths(state_dir, key, str(header["token"]))
+        return Seal(key, str(header["token"]), int(run["run_id"]), paths[2],
+                    int(header["steps_chars"]), header["report"], paths)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no seal, or one from a killed run: the run checks every Step
+
+
+def files_unchanged(output_dir: Path, files: Mapping[str, Sequence[Any]]) -> bool:
+    """Every file still a regular file of the size and modification time listed, in a
+    folder that is itself (no symbolic link swapped in for it since)."""
+    real_base = os.path.realpath(output_dir)
+    for folder, entries in files.items():
+        where = os.path.join(real_base, folder) if folder else real_base
+        if os.path.realpath(os.path.join(output_dir, folder)) != where:
+            return False
+        try:
+            descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            for name, size, mtime_ns in entries:
+                found = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+                if found.st_size != size or found.st_mtime_ns != mtime_ns or \
+                        not stat.S_ISREG(found.st_mode):
+                    return False
+        except OSError:
+            return False
+        finally:
+            os.close(descriptor)
+    return True
+
+
+def current(store: Any, run_id: int, seal: Seal) -> bool:
+    """Was the run before ``run_id`` (just begun) the seal's, and did it succeed?"""
+    from runner.execute.state import RunStatus
+
+    runs = store.runs(limit=2)
+    return (len(runs) == 2 and runs[0].id == run_id and runs[1].id == seal.run_id
+            and runs[1].status == RunStatus.SUCCEEDED)
+
+
+def prepared_steps(seal: Seal) -> Any:
+    """The report's entries, from the seal (None when its steps file is gone or cut)."""
+    from runner.report.prepared import PreparedSteps
+
+    try:
+        text = seal.steps_path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    if len(text) != seal.steps_chars:
+        return None
+    try:
+        return PreparedSteps.from_json(seal.report, text)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def advance(seal: Seal, run_id: int) -> None:
+    """The seal now stands for ``run_id`` (a failure only costs the next run a check)."""
+    with contextlib.suppress(OSError):
+        _write(seal.paths[1], json.dumps({"run_id": run_id, "token": seal.token}).encode())
+
+
+# ------------------------------------------------------------------ sealing
+
+
+def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
+         state_dir: Path) -> Any:
+    """Seal a run that ended with every Step succeeded: the report's entries as a re-run
+    gives them (``PreparedSteps``), or None when not sealed (a file not as the state
+    recorded it: changed during the run)."""
+    from runner.execute.postprocess import MARKER, folder_for
+    from runner.execute.scheduler.records import Outcome, reused_values
+    from runner.execute.state import StepStatus
+    from runner.report import build_report
+    from runner.report.prepared import prepare
+
+    done = list(result.outcomes)
+    if not done or result.skipped_tasks or result.interrupted or \
+            any(o.status != "succeeded" for o in done):
+        return None
+    # Steps this run reused are already as a re-run reports them, their files checked
+    # this run; the others are read back from the state as they finished.
+    every_reused = all(o.reused for o in done)
+    rows = {} if every_reused else store.steps_of((o.step.id for o in done), requests=False)
+    base = Path(output_dir)
+    files: dict[str, list[list[Any]]] = {}
+
+    def listed(relative: str) -> os.stat_result:
+        found = os.lstat(base / relative)
+        folder, _, name = relative.rpartition("/")
+        files.setdefault(folder, []).append([name, found.st_size, found.st_mtime_ns])
+        return found
+
+    reused = []
+    try:
+        for outcome in done:
+            output = outcome.step.output
+            if not output:
+                return None
+            made = listed(Path(output).as_posix())
+            for extracted in outcome.files:
+                listed(Path(extracted).as_posix())
+            if outcome.files:
+                marker = folder_for(Path(output)) / MARKER
+                if (base / marker).exists():
+                    listed(marker.as_posix())
+            if every_reused:
+                continue
+            row = rows.get(outcome.step.id)
+            if row is None or row.status != StepStatus.SUCCEEDED or made.st_size != row.bytes:
+                return None
+            if made.st_mtime_ns != row.mtime_ns and \
+                    outputs.hash_file(base / output) != (row.bytes, row.sha256):
+                return None  # (touched, the same bytes: sealed with its new time)
+            reused.append(Outcome(outcome.step, "succeeded", reused=True,
+                                  files=list(outcome.files), **reused_values(row)))
+    except OSError:
+        return None
+    report = build_report(playbook=result.playbook, run_id=None, started=None,
+                          finished=None, status="succeeded",
+                          rows=done if every_reused else reused, name=result.name)
+    prepared = prepare(report, base)
+    key = seal_key(plan, output_dir)
+    token = secrets.token_hex(6)
+    header_path, run_path, steps_path = _paths(state_dir, key, token)
+    try:
+        header_path.parent.mkdir(parents=True, exist_ok=True)
+        _write(steps_path, prepared.text.encode("utf-8"))
+        crashpoint.hit("seal")  # its entries written, not yet its header
+        _write(header_path, json.dumps(
+            {"version": SEAL_VERSION, "key": key, "token": token,
+             "steps_chars": len(prepared.text), "files": files,
+             "report": prepared.as_json()}, ensure_ascii=False).encode("utf-8"))
+        _write(run_path, json.dumps({"run_id": run_id, "token": token}).encode())
+    except OSError:
+        return None
+    for old in header_path.parent.glob(f"sealed-{key}.*.steps"):
+        if old != steps_path:
+            old.unlink(missing_ok=True)
+    return prepared
+
+
+def _write(path: Path, data: bytes) -> None:
+    outputs.write_atomic(path, data, "seal")

@@ -1,0 +1,167 @@
+"""A finished plan's seal (runner.execute.sealed), through the CLI: the re-run of a sealed
+plan reports what a Step-by-Step re-run would, makes no request, and anything that could
+make them differ (a file changed, moved or swapped for a link, another run in the state,
+--tags, --fresh) sends the run the usual way, which redoes what needs redoing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_support import env_for, report, runner, submits, work_requests, write_playbook
+
+SITES = [f"https://contoso.sharepoint.com/sites/site0000{n}" for n in (3, 4)]
+TASKS = [
+    {"name": "Sites", "site_permission_export": {"site_urls": SITES}, "output": "sites.zip",
+     "extract": True, "convert": "csv"},
+    {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links/anyone.zip"},
+    {"name": "Ids", "site_ids": {"site_urls": SITES}, "register": "known",
+     "output": "ids.jsonl"},
+    {"name": "Per site", "site_permission_export": {"site_urls": ["{{ item.siteUrl }}"]},
+     "loop": "{{ known }}", "output": "by-site/{{ item.siteUrl.split('/')[-1] }}.zip"},
+]
+
+
+def seals(playbook: Path) -> list[Path]:
+    return sorted((playbook.parent / ".insights-runner" / "compiled").glob("sealed-*"))
+
+
+def sealed_rerun(result: Any) -> bool:
+    """Did the run take the seal?  (-v logs it; the report alone cannot tell.)"""
+    return "sealed plan" in result.stderr
+
+
+def steps_of(playbook: Path) -> list[dict[str, Any]]:
+    return report(playbook)["steps"]
+
+
+def stamps(playbook: Path) -> set[int]:
+    with sqlite3.connect(playbook.parent / ".insights-runner" / "state.db") as db:
+        return {run for (run,) in db.execute(
+            "SELECT DISTINCT stamps.run_id FROM steps JOIN stamps ON stamps.id = steps.stamp")}
+
+
+def last_run(playbook: Path) -> tuple[int, str]:
+    with sqlite3.connect(playbook.parent / ".insights-runner" / "state.db") as db:
+        return db.execute("SELECT id, status FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+
+
+def test_a_sealed_rerun_reports_what_a_step_by_step_one_does(sim, tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    first = runner("run", playbook, "-q", env=env)
+    assert first.returncode == 0, first.stderr
+    assert len(seals(playbook)) == 3  # the header, the run it stands for, the entries
+    made = len(submits(sim))
+    sim.log.clear()
+
+    fast = runner("-v", "run", playbook, env=env)
+    assert fast.returncode == 0, fast.stderr
+    assert sealed_rerun(fast), fast.stderr
+    assert sim.log.entries == []  # not even a token
+    fast_report = report(playbook)
+    assert stamps(playbook) == {last_run(playbook)[0]} and last_run(playbook)[1] == "succeeded"
+    assert "reused" in fast.stdout + fast.stderr and "from an earlier run" in fast.stdout
+
+    for seal in seals(playbook):  # no seal: the same re-run, a Step at a time
+        seal.unlink()
+    slow = runner("-v", "run", playbook, env=env)
+    assert slow.returncode == 0, slow.stderr
+    assert not sealed_rerun(slow)
+    slow_report = report(playbook)
+    assert sim.log.entries == []
+    assert len(fast_report["steps"]) == made + 1  # the exports and the site ids query
+    assert all(step["reused"] for step in fast_report["steps"])
+    assert fast_report["steps"] == slow_report["steps"]
+    assert {k: v for k, v in fast_report.items() if k not in ("run_id", "started", "finished")} \
+        == {k: v for k, v in slow_report.items() if k not in ("run_id", "started", "finished")}
+    html = (tmp_path / "reports" / "run-report.html").read_text(encoding="utf-8")
+    assert 'id="run-status">succeeded' in html and "Per site" in html
+    assert len(seals(playbook)) == 3  # the Step-by-Step re-run sealed it again
+
+    # --json and --junit from a sealed re-run: every entry, reused
+    junit = tmp_path / "junit.xml"
+    printed = runner("-v", "run", playbook, "--json", "--junit", junit, env=env)
+    assert printed.returncode == 0 and sealed_rerun(printed), printed.stderr
+    assert json.loads(printed.stdout)["steps"] == slow_report["steps"]
+    assert junit.read_text(encoding="utf-8").count("<testcase") == len(slow_report["steps"])
+    assert len(submits(sim)) == 0
+
+
+def changed_file(reports: Path) -> None:
+    target = reports / "links" / "anyone.zip"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+
+
+def extracted_file_gone(reports: Path) -> None:
+    [csv_file, *_] = sorted((reports / "sites").rglob("*.csv"))
+    csv_file.unlink()
+
+
+def folder_swapped_for_a_link(reports: Path) -> None:
+    elsewhere = reports.parent / "elsewhere"
+    shutil.move(reports / "by-site", elsewhere)
+    (reports / "by-site").symlink_to(elsewhere, target_is_directory=True)
+
+
+@pytest.mark.parametrize("change", [changed_file, extracted_file_gone,
+                                    folder_swapped_for_a_link])
+def test_a_file_not_as_sealed_sends_the_run_the_usual_way(sim, tmp_path: Path, change) -> None:
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    assert runner("run", playbook, "-q", env=env).returncode == 0
+    change(tmp_path / "reports")
+    sim.log.clear()
+    again = runner("-v", "run", playbook, env=env)
+    assert not sealed_rerun(again)
+    if change is folder_swapped_for_a_link:  # the usual check refuses the link
+        assert again.returncode != 0 and "Traceback" not in again.stderr
+        return
+    assert again.returncode == 0, again.stderr
+    if change is extracted_file_gone:  # extracted again, from the .zip: no request
+        assert sim.log.entries == []
+        assert sorted((tmp_path / "reports" / "sites").rglob("*.csv"))
+    # a touched file with the same bytes is hashed and kept by the Step-by-Step check
+    assert all(step["reused"] for step in steps_of(playbook))
+    third = runner("-v", "run", playbook, env=env)  # sealed again by the run before
+    assert third.returncode == 0 and sealed_rerun(third), third.stderr
+
+
+def test_another_run_in_between_tags_and_fresh_are_not_sealed_reruns(sim, tmp_path: Path
+                                                                      ) -> None:
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    assert runner("run", playbook, "-q", env=env).returncode == 0
+    tagged = runner("-v", "run", playbook, "--skip-tags", "nothing", env=env)
+    assert tagged.returncode == 0 and not sealed_rerun(tagged), tagged.stderr
+    # that run (of part of the plan, in the state's eyes) came after the seal's
+    after = runner("-v", "run", playbook, env=env)
+    assert after.returncode == 0 and not sealed_rerun(after), after.stderr
+    assert sealed_rerun(runner("-v", "run", playbook, env=env))
+    jobs = len(submits(sim))
+    fresh = runner("-v", "run", playbook, "--fresh", env=env)
+    assert fresh.returncode == 0 and not sealed_rerun(fresh), fresh.stderr
+    assert len(submits(sim)) > jobs  # the state forgotten: every export made again
+    assert not any(step["reused"] for step in steps_of(playbook))
+    again = runner("-v", "run", playbook, env=env)
+    assert sealed_rerun(again) and all(step["reused"] for step in steps_of(playbook))
+
+
+def test_a_run_killed_in_a_sealed_rerun_leaves_the_next_run_a_step_by_step_one(
+        sim, tmp_path: Path) -> None:
+    """After the seal's run is moved on and the run ends in the state, before the seal
+    says so: the next run is not sealed (the state's last run is not the seal's)."""
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    assert runner("run", playbook, "-q", env=env).returncode == 0
+    killed = runner("-v", "run", playbook, env={**env, "INSIGHTS_RUNNER_CRASH_AT": "run-report:1"})
+    assert killed.returncode != 0 and sealed_rerun(killed)
+    sim.log.clear()
+    after = runner("-v", "run", playbook, env=env)
+    assert after.returncode == 0 and not sealed_rerun(after), after.stderr
+    assert all(step["reused"] for step in steps_of(playbook)) and work_requests(sim) == []
