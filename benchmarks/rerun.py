@@ -7,7 +7,9 @@ files keep their mtimes) and re-runs each copy with ``insights-runner run -q``, 
 ``--rounds`` times: the runner of this tree, and the one in SRC (``git archive REV runner
 | tar -x -C SRC``) on PYTHONPATH.  Each copy is run once before the timed rounds (it
 migrates its state and writes its own memo).  Figures: whole-process CPU (wait4) and peak
-RSS, medians.
+RSS, medians.  Without ``--base``, the third copy is re-run by this tree with its seal
+deleted before each round (``runner.execute.sealed``): the Step-by-Step re-run, side by
+side with the sealed one.
 
 ``make-v2 DIR --users N`` builds a finished access review of N users on v2 (``plans.py``'s,
 N Steps) without its first run of N jobs: see ``make_v2``.  Run it with the BASE runner
@@ -120,7 +122,9 @@ def ab(directory: Path, base: Path | None, rounds: int) -> None:
     # Children start in DIR's parent: `python -m` puts the working folder first on sys.path,
     # and in this tree that would be this runner for both.
     cwd = directory.parent
-    if base is not None:
+    if base is None:  # beside it, the same runner made to check every Step (no seal)
+        parties["unsealed"] = (directory.with_name(directory.name + "-ab-unsealed"), env)
+    else:
         parties = {"base": (directory.with_name(directory.name + "-ab-base"),
                             {**env, "PYTHONPATH": str(base)}), **parties}
         where = subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"],
@@ -144,6 +148,9 @@ def ab(directory: Path, base: Path | None, rounds: int) -> None:
     rss: dict[str, list[float]] = {name: [] for name in parties}
     for _ in range(rounds):
         for name, (copy, party_env) in parties.items():
+            if name == "unsealed":
+                for seal in (copy / "state" / "compiled").glob("sealed-*"):
+                    seal.unlink()
             result = checked(child(rerun_argv(copy), env=party_env, cwd=cwd),
                              f"{name}: a re-run")
             cpu[name].append(result.cpu)
@@ -154,7 +161,8 @@ def ab(directory: Path, base: Path | None, rounds: int) -> None:
               f"{statistics.median(rss[name]):.0f} MiB")
     if base is None:
         print(f"re-run of the finished plan: CPU median {statistics.median(cpu['new']):.3f} s "
-              f"(goal <= {GOAL_CPU:g} s for 2,000 Steps); load {os.getloadavg()[0]:.1f}")
+              f"(goal <= {GOAL_CPU:g} s for 2,000 Steps); each Step checked (no seal) "
+              f"{statistics.median(cpu['unsealed']):.3f} s; load {os.getloadavg()[0]:.1f}")
         return
     ratio = statistics.median(cpu["new"]) / statistics.median(cpu["base"])
     print(json.dumps({"ratio_new_base": round(ratio, 3), "load": os.getloadavg()[0]}))
