@@ -57,7 +57,6 @@ class Seal:
     token: str  # binds the three files of one seal
     run_id: int
     steps_path: Path
-    steps_chars: int
     report: Mapping[str, Any]  # PreparedSteps.as_json()
     paths: tuple[Path, Path, Path]  # header, run file, steps
 
@@ -110,7 +109,7 @@ def find(plan: Any, playbook: Any, options: Any, output_dir: Path,
             return None
         paths = _paths(state_dir, key, str(header["token"]))
         return Seal(key, str(header["token"]), int(run["run_id"]), paths[2],
-                    int(header["steps_chars"]), header["report"], paths)
+                    header["report"], paths)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # no seal, or one from a killed run: the run checks every Step
 
@@ -151,16 +150,10 @@ def current(store: Any, run_id: int, seal: Seal) -> bool:
 
 def prepared_steps(seal: Seal) -> Any:
     """The report's entries, from the seal (None when its steps file is gone or cut)."""
-    from runner.report.prepared import PreparedSteps
+    from runner.report.prepared import open_prepared
 
     try:
-        text = seal.steps_path.read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return None
-    if len(text) != seal.steps_chars:
-        return None
-    try:
-        return PreparedSteps.from_json(seal.report, text)
+        return open_prepared(seal.report, seal.steps_path)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -230,17 +223,16 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
     report = build_report(playbook=result.playbook, run_id=None, started=None,
                           finished=None, status="succeeded",
                           rows=done if every_reused else reused, name=result.name)
-    prepared = prepare(report, base)
     key = seal_key(plan, output_dir)
     token = secrets.token_hex(6)
     header_path, run_path, steps_path = _paths(state_dir, key, token)
     try:
         header_path.parent.mkdir(parents=True, exist_ok=True)
-        _write(steps_path, prepared.text.encode("utf-8"))
+        prepared = prepare(report, base, steps_path)
+        del report  # (its entries: the largest thing this run holds, at 200,000 Steps)
         crashpoint.hit("seal")  # its entries written, not yet its header
         _write(header_path, json.dumps(
-            {"version": SEAL_VERSION, "key": key, "token": token,
-             "steps_chars": len(prepared.text), "files": files,
+            {"version": SEAL_VERSION, "key": key, "token": token, "files": files,
              "report": prepared.as_json()}, ensure_ascii=False).encode("utf-8"))
         _write(run_path, json.dumps({"run_id": run_id, "token": token}).encode())
     except OSError:

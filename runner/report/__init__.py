@@ -236,22 +236,26 @@ def _plain(value: Any) -> Any:
 def report_json(report: Mapping[str, Any]) -> bytes:
     """One key per line, and one line per Step: ``json.dumps`` without ``indent`` takes the
     C encoder, several times faster than the indented one on a report of 200,000 Steps."""
-    return "".join(_json_chunks(report)).encode()
+    return b"".join(_encoded(_json_chunks(report)))
 
 
 STEPS_PER_CHUNK = 1024  # Steps encoded per write: few calls, and little text held at once
 
 
-def _json_chunks(report: Mapping[str, Any]) -> Iterator[str]:
+def _encoded(chunks: Iterable[str | bytes]) -> Iterator[bytes]:
+    return (chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks)
+
+
+def _json_chunks(report: Mapping[str, Any]) -> Iterator[str | bytes]:
     """``report_json``'s text in pieces, so a report of 200,000 Steps is written without
     its whole text (86 MB, and as many again joined and encoded) held at once.  The first
-    piece ends just inside ``steps`` when it has any: ``_write``'s crash point follows it."""
+    piece ends just inside ``steps``: ``_write``'s crash point follows it."""
     head = "{\n"
     for number, (key, value) in enumerate(report.items()):
         head += ("  " if number == 0 else ",\n  ") + f"{json.dumps(key, ensure_ascii=False)}: "
-        if key == "steps" and value:
-            pieces = _steps_chunks(value)
-            yield head + next(pieces)
+        if key == "steps":
+            pieces = step_chunks(value)
+            yield head + str(next(pieces))
             yield from pieces
             head = ""
         else:
@@ -260,21 +264,18 @@ def _json_chunks(report: Mapping[str, Any]) -> Iterator[str]:
 
 
 _OPEN, _BETWEEN, _CLOSE = "[\n    ", ",\n    ", "\n  ]"  # a Step a line, indented
-_TEXT_PIECE = 1 << 22  # characters of prepared entries written at a time
 
 
-def _steps_chunks(steps: Any) -> Iterator[str]:
-    """The ``steps`` array's text in pieces, the first just its opening bracket."""
-    if isinstance(steps, PreparedSteps):  # made before, by this function (a sealed plan)
-        text = steps.text
-        yield text[:len(_OPEN)]
-        for start in range(len(_OPEN), len(text), _TEXT_PIECE):
-            yield text[start:start + _TEXT_PIECE]
-        return
+def step_chunks(steps: Any) -> Iterator[str | bytes]:
+    """The ``steps`` array's text in pieces, the first just its opening bracket (text; the
+    others text, or bytes copied from prepared entries)."""
     if not steps:
         yield "[]"
         return
     yield _OPEN
+    if isinstance(steps, PreparedSteps):  # made before, by this function (a sealed plan)
+        yield from steps.pieces(len(_OPEN))
+        return
     batch: list[str] = []
     separator = ""
     for step in steps:
@@ -285,19 +286,13 @@ def _steps_chunks(steps: Any) -> Iterator[str]:
     yield (separator + _BETWEEN.join(batch) if batch else "") + _CLOSE
 
 
-def _steps_text(steps: Any) -> str:
-    """The ``steps`` array exactly as ``report_json`` writes it."""
-    return "".join(_steps_chunks(steps))
-
-
 def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=_plain)
 
 
 def write_report(path: str | Path, report: Any) -> FileInfo:
     """Write ``run-report.json`` atomically (readers never see half a report)."""
-    chunks = (text.encode() for text in _json_chunks(_as_report(report)))
-    return _write(Path(path), chunks, "run-report")
+    return _write(Path(path), _encoded(_json_chunks(_as_report(report))), "run-report")
 
 
 def write_run_report(path: str | Path, result: Any) -> Path:
