@@ -16,7 +16,7 @@ N Steps) without its first run of N jobs: see ``make_v2``.  Run it with the BASE
 (``PYTHONPATH=SRC python SRC/benchmarks/rerun.py make-v2 ...``) so both sides can read the
 state.
 
-    .venv/bin/python benchmarks/rerun.py          # make + this tree's re-runs, in a temp folder
+    .venv/bin/python benchmarks/rerun.py          # 2,000 v1 and 200,000 v2 Steps, in a temp folder
     .venv/bin/python benchmarks/rerun.py make /tmp/rr --users 200000
     .venv/bin/python benchmarks/rerun.py ab /tmp/rr --base /tmp/rr-src --rounds 7
 """
@@ -186,16 +186,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", choices=["make", "make-v2", "ab"],
                         help="none (as `make bench` runs it): make a finished 2,000-Step "
-                        "plan in a temporary folder and time this tree's re-runs of it")
+                        "v1 plan and a finished 200,000-Step v2 one in a temporary folder "
+                        "and time this tree's re-runs of each (about 5 minutes)")
     parser.add_argument("directory", type=Path, nargs="?")
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--base", type=Path)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--v2-users", type=int, default=200_000,
+                        help="without WHAT: the v2 plan's users (= Steps); 0 leaves it out")
     options = parser.parse_args()
     if options.what is None:
         with tempfile.TemporaryDirectory(prefix="insights-rerun-") as folder:
             make(Path(folder) / "plan", options.users)
             ab(Path(folder) / "plan", None, options.rounds)
+            if options.v2_users:
+                make_v2(Path(folder) / "v2", options.v2_users)
+                ab(Path(folder) / "v2", None, min(options.rounds, 3))
         return 0
     if options.directory is None:
         parser.error(f"{options.what} needs a directory")
