@@ -71,7 +71,8 @@ def download(
     (with Range) instead of starting again; without it a random name is used and removed.
     """
     dest = Path(dest)
-    folder = dest if dest.is_dir() else dest.parent
+    into_folder = dest.is_dir()  # the server's hint names the file
+    folder = dest if into_folder else dest.parent
     folder.mkdir(parents=True, exist_ok=True)
     temp = Path(partial) if partial is not None else folder / f".{uuid.uuid4().hex}.part"
     finished = False
@@ -81,12 +82,11 @@ def download(
             transport, url, temp, params, operation, chunk_size, max_resumes, require_zip,
             check,
         )
-        target = (
-            dest
-            if not dest.is_dir()
-            else folder / (hint or safe_name(fallback_name) or "export.zip")
-        )
-        _inside(target, folder)
+        if into_folder:  # a name from the server: one safe base name, checked once more
+            target = folder / (hint or safe_name(fallback_name) or "export.zip")
+            _inside(target, folder)
+        else:  # the caller's own path (the runner's is checked by outputs.resolve_output);
+            target = dest  # os.replace puts the file there, never through a link there
         _fsync(temp)
         crashpoint.hit("download-fsynced")
         os.replace(temp, target)
