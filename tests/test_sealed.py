@@ -16,14 +16,16 @@ import pytest
 from run_support import env_for, report, runner, submits, work_requests, write_playbook
 
 SITES = [f"https://contoso.sharepoint.com/sites/site0000{n}" for n in (3, 4)]
+# The register first: a first run reports the deferred task's Steps after every other Step
+# (they are planned when its query ends), a re-run beside their register (reused at once).
 TASKS = [
-    {"name": "Sites", "site_permission_export": {"site_urls": SITES}, "output": "sites.zip",
-     "extract": True, "convert": "csv"},
-    {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links/anyone.zip"},
     {"name": "Ids", "site_ids": {"site_urls": SITES}, "register": "known",
      "output": "ids.jsonl"},
     {"name": "Per site", "site_permission_export": {"site_urls": ["{{ item.siteUrl }}"]},
      "loop": "{{ known }}", "output": "by-site/{{ item.siteUrl.split('/')[-1] }}.zip"},
+    {"name": "Sites", "site_permission_export": {"site_urls": SITES}, "output": "sites.zip",
+     "extract": True, "convert": "csv"},
+    {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links/anyone.zip"},
 ]
 
 
@@ -51,12 +53,20 @@ def last_run(playbook: Path) -> tuple[int, str]:
         return db.execute("SELECT id, status FROM runs ORDER BY id DESC LIMIT 1").fetchone()
 
 
+def finished_and_sealed(playbook: Path, env: dict[str, str]) -> None:
+    """The first run (it does the Steps: not sealed), then a re-run (all reused: sealed)."""
+    first = runner("run", playbook, "-q", env=env)
+    assert first.returncode == 0, first.stderr
+    assert seals(playbook) == []  # its report's order is not a re-run's
+    second = runner("-v", "run", playbook, env=env)
+    assert second.returncode == 0 and not sealed_rerun(second), second.stderr
+    assert len(seals(playbook)) == 3  # the header, the run it stands for, the entries
+
+
 def test_a_sealed_rerun_reports_what_a_step_by_step_one_does(sim, tmp_path: Path) -> None:
     playbook = write_playbook(tmp_path, sim, TASKS)
     env = env_for(sim)
-    first = runner("run", playbook, "-q", env=env)
-    assert first.returncode == 0, first.stderr
-    assert len(seals(playbook)) == 3  # the header, the run it stands for, the entries
+    finished_and_sealed(playbook, env)
     made = len(submits(sim))
     sim.log.clear()
 
@@ -77,7 +87,8 @@ def test_a_sealed_rerun_reports_what_a_step_by_step_one_does(sim, tmp_path: Path
     assert sim.log.entries == []
     assert len(fast_report["steps"]) == made + 1  # the exports and the site ids query
     assert all(step["reused"] for step in fast_report["steps"])
-    assert fast_report["steps"] == slow_report["steps"]
+    assert fast_report["steps"] == slow_report["steps"]  # in the same order too
+    assert [step["task"] for step in fast_report["steps"]][:2] == ["Ids", "Per site"]
     assert {k: v for k, v in fast_report.items() if k not in ("run_id", "started", "finished")} \
         == {k: v for k, v in slow_report.items() if k not in ("run_id", "started", "finished")}
     html = (tmp_path / "reports" / "run-report.html").read_text(encoding="utf-8")
@@ -114,7 +125,7 @@ def folder_swapped_for_a_link(reports: Path) -> None:
 def test_a_file_not_as_sealed_sends_the_run_the_usual_way(sim, tmp_path: Path, change) -> None:
     playbook = write_playbook(tmp_path, sim, TASKS)
     env = env_for(sim)
-    assert runner("run", playbook, "-q", env=env).returncode == 0
+    finished_and_sealed(playbook, env)
     change(tmp_path / "reports")
     sim.log.clear()
     again = runner("-v", "run", playbook, env=env)
@@ -136,7 +147,7 @@ def test_another_run_in_between_tags_and_fresh_are_not_sealed_reruns(sim, tmp_pa
                                                                       ) -> None:
     playbook = write_playbook(tmp_path, sim, TASKS)
     env = env_for(sim)
-    assert runner("run", playbook, "-q", env=env).returncode == 0
+    finished_and_sealed(playbook, env)
     tagged = runner("-v", "run", playbook, "--skip-tags", "nothing", env=env)
     assert tagged.returncode == 0 and not sealed_rerun(tagged), tagged.stderr
     # that run (of part of the plan, in the state's eyes) came after the seal's
@@ -148,8 +159,28 @@ def test_another_run_in_between_tags_and_fresh_are_not_sealed_reruns(sim, tmp_pa
     assert fresh.returncode == 0 and not sealed_rerun(fresh), fresh.stderr
     assert len(submits(sim)) > jobs  # the state forgotten: every export made again
     assert not any(step["reused"] for step in steps_of(playbook))
+    again = runner("-v", "run", playbook, env=env)  # all reused: seals again
+    assert not sealed_rerun(again) and all(step["reused"] for step in steps_of(playbook))
+    assert sealed_rerun(runner("-v", "run", playbook, env=env))
+
+
+def test_a_seal_is_of_its_state_not_of_a_run_id_a_new_state_gives_again(sim, tmp_path: Path
+                                                                        ) -> None:
+    """The state file is deleted and another playbook of the folder runs first: its second
+    run has the seal's run id, but is not the seal's run (the id alone let it through)."""
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    finished_and_sealed(playbook, env)
+    for database in (tmp_path / ".insights-runner").glob("state.db*"):
+        database.unlink()
+    other = tmp_path / "other.yml"
+    other.write_text(playbook.read_text(encoding="utf-8").replace(
+        "output_dir: reports", "output_dir: other"), encoding="utf-8")
+    assert runner("run", other, "-q", env=env).returncode == 0
+    assert runner("run", other, "-q", env=env).returncode == 0  # two runs: the seal's id
+    sim.log.clear()
     again = runner("-v", "run", playbook, env=env)
-    assert sealed_rerun(again) and all(step["reused"] for step in steps_of(playbook))
+    assert again.returncode == 0 and not sealed_rerun(again), again.stderr
 
 
 def test_a_run_killed_in_a_sealed_rerun_leaves_the_next_run_a_step_by_step_one(
@@ -158,10 +189,22 @@ def test_a_run_killed_in_a_sealed_rerun_leaves_the_next_run_a_step_by_step_one(
     says so: the next run is not sealed (the state's last run is not the seal's)."""
     playbook = write_playbook(tmp_path, sim, TASKS)
     env = env_for(sim)
-    assert runner("run", playbook, "-q", env=env).returncode == 0
+    finished_and_sealed(playbook, env)
     killed = runner("-v", "run", playbook, env={**env, "INSIGHTS_RUNNER_CRASH_AT": "run-report:1"})
     assert killed.returncode != 0 and sealed_rerun(killed)
     sim.log.clear()
     after = runner("-v", "run", playbook, env=env)
     assert after.returncode == 0 and not sealed_rerun(after), after.stderr
     assert all(step["reused"] for step in steps_of(playbook)) and work_requests(sim) == []
+
+
+def test_a_shared_postgresql_state_is_never_sealed(sim, tmp_path: Path, pg_url: str) -> None:
+    """Other runners may change a shared state's Steps at any time, and its run ids follow
+    their start, not their end: a run there always checks every Step."""
+    playbook = write_playbook(tmp_path, sim, TASKS)
+    env = env_for(sim)
+    for _ in range(3):
+        done = runner("-v", "run", playbook, "--state", pg_url, env=env)
+        assert done.returncode == 0 and not sealed_rerun(done), done.stderr
+    assert all(step["reused"] for step in steps_of(playbook))
+    assert seals(playbook) == []

@@ -68,6 +68,7 @@ class RunResult:
     error: str | None = None  # why the run stopped early (exit 3), if it did
     name: str | None = None  # the playbook's name (the reports' title)
     prepared: Any = None  # a sealed plan's re-run: its report's entries (PreparedSteps)
+    sealed_run: Any = None  # and its record in the state (the seal moves on to it)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -282,7 +283,7 @@ def run_plan(
 
     if remote is not None:
         remote.check()  # no credentials, no container: exit 2 before any job
-    seal = sealed.find(plan, playbook, options, output_dir, state_dir, remote)
+    seal = sealed.find(plan, playbook, options, output_dir, where, remote)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(StateStore.open(where.location, namespace=where.namespace))
         run_id = None
@@ -291,7 +292,7 @@ def run_plan(
             done = _rerun_sealed(store, run_id, seal, plan, run_key, started, output_dir,
                                  on_event)
             if done is not None:
-                return _write_reports(done, remote, options, output_dir, seal, run_id)
+                return _write_reports(done, remote, options, output_dir, seal)
         client = LazyConnection(stack, functools.partial(
             open_connection, plan, Path(plan.playbook).parent, options.simulator_options,
             playbook))
@@ -357,10 +358,9 @@ def run_plan(
                   else RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED)
         store.finish_run(run_id, status)
         if status == RunStatus.SUCCEEDED and state_dir is not None and \
-                sealed.eligible(plan, options, remote) and not registry.waiting:
-            prepared = sealed.seal(result, plan, store, run_id, output_dir, state_dir)
-            if prepared is not None and all(o.reused for o in result.outcomes):
-                result.prepared = prepared  # this very report: not made a second time
+                sealed.eligible(plan, options, remote, where) and not registry.waiting:
+            # this very report (every Step reused): not made a second time
+            result.prepared = sealed.seal(result, plan, store, run_id, output_dir, where)
 
     if not options.write_report:
         return result
@@ -368,7 +368,7 @@ def run_plan(
 
 
 def _write_reports(result: RunResult, remote: Any, options: RunOptions, output_dir: Path,
-                   seal: sealed.Seal | None = None, run_id: int | None = None) -> RunResult:
+                   seal: sealed.Seal | None = None) -> RunResult:
     """The run's reports (JSON, HTML, JUnit), beside the files; then a sealed plan's seal
     moves on to this run (only once its report is there)."""
     from runner.report import write_junit, write_run_reports
@@ -378,8 +378,8 @@ def _write_reports(result: RunResult, remote: Any, options: RunOptions, output_d
     _publish_report(remote, result.report_path, options)
     if options.junit:
         write_junit(options.junit, result)
-    if seal is not None and run_id is not None:
-        sealed.advance(seal, run_id)
+    if seal is not None and result.sealed_run is not None:
+        sealed.advance(seal, result.sealed_run)
     return result
 
 
@@ -388,7 +388,8 @@ def _rerun_sealed(store: StateStore, run_id: int, seal: sealed.Seal, plan: Any, 
                   on_event: Callable[[Event], None] | None) -> RunResult | None:
     """The re-run of a sealed plan (``runner.execute.sealed``), or None when the state
     says otherwise (the run just begun then goes the usual way)."""
-    if not sealed.current(store, run_id, seal):
+    this_run = sealed.current(store, run_id, seal)
+    if this_run is None:
         return None
     prepared = sealed.prepared_steps(seal)
     if prepared is None:
@@ -400,7 +401,7 @@ def _rerun_sealed(store: StateStore, run_id: int, seal: sealed.Seal, plan: Any, 
     if on_event is not None:
         on_event(("sealed", len(prepared)))
     return RunResult(run_key, plan.playbook, output_dir, None, [], [], started, time.time(),
-                     name=plan.name, prepared=prepared)
+                     name=plan.name, prepared=prepared, sealed_run=this_run)
 
 
 def durations(store: StateStore) -> dict[str, list[float]]:

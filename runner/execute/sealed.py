@@ -7,19 +7,25 @@ state folder's ``compiled/`` (beside the plan memo):
   listing the re-run checks), and what the run report makes of the Steps when every one
   of them is reused (``runner.report.prepared``: its summary, HTML body, terminal lines);
 - ``sealed-<key>.<token>.steps``: those entries' JSON, as ``run-report.json`` holds them;
-- ``sealed-<key>.run``: the state's run that the seal stands for (moved on by each re-run).
+- ``sealed-<key>.run``: the state's run that the seal stands for, by its id, start time and
+  fingerprint (moved on by each re-run).
 
-The key is the plan's: its fingerprint, Steps, deferred tasks and output folder.  A later
-run uses the seal only when nothing it describes can have changed:
+Only a run in which every Step was reused seals: its report's entries are then, in their
+order, what every later re-run reports.  The key is the plan's (its fingerprint, Steps,
+deferred tasks and output folder) and the state's (its location).  A later run uses the
+seal only when nothing it describes can have changed:
 
 - the plan comes from the plan memo (the same inputs, so the same Steps) and its deferred
   tasks compile from their registers alone (so the same Steps again, from the same files);
-- the run takes the whole plan in one tenant's own report to a local folder: no
-  ``--tags``/``--skip-tags``, ``--fresh``, ``-i`` or object storage;
+- the run takes the whole plan in one tenant's own report to a local folder, its state
+  private (SQLite: one run at a time): no ``--tags``/``--skip-tags``, ``--fresh``,
+  ``-i``, object storage or PostgreSQL state (where other runners may change Steps at
+  any time);
 - every file listed still has its size and modification time (the re-run check of
   ``outputs.file_matches``), as a regular file in real folders of the output folder;
-- the state's run before this one is the seal's and succeeded: no run of anything came
-  between (``--fresh``, another playbook, another runner on a shared state).
+- the state's run before this one is the seal's (the same id, start time and fingerprint:
+  not a new state file's run of that id) and succeeded: no run of anything came between
+  (``--fresh``, another playbook).
 
 Then the run begins, moves the plan's stamp to itself, and ends in the state, and writes its
 reports from the seal: no Step is decoded, read from the state or checked one by one, and
@@ -56,24 +62,28 @@ class Seal:
     key: str
     token: str  # binds the three files of one seal
     run_id: int
+    run: Mapping[str, Any]  # the seal's run in the state: run_id, started, fingerprint
     steps_path: Path
     report: Mapping[str, Any]  # PreparedSteps.as_json()
     paths: tuple[Path, Path, Path]  # header, run file, steps
 
 
-def eligible(plan: Any, options: Any, remote: Any) -> bool:
-    """Runs a seal is made by and used in: the whole plan, one tenant, local files."""
+def eligible(plan: Any, options: Any, remote: Any, where: Any) -> bool:
+    """Runs a seal is made by and used in: the whole plan, one tenant, local files, a
+    private state (``where``: the ``TenantState``)."""
     return (not options.tags and not options.skip_tags and options.write_report
-            and options.tenant_state is None and remote is None and not options.check)
+            and options.tenant_state is None and remote is None and not options.check
+            and not where.shared)
 
 
-def seal_key(plan: Any, output_dir: Path) -> str:
+def seal_key(plan: Any, output_dir: Path, where: Any) -> str:
     ids = hashlib.sha256()
     for step in plan.steps:
         ids.update(step.id.encode() + b"\n")
     deferred = [int(task.task_index) for task in plan.deferred]
     text = json.dumps([SEAL_VERSION, str(plan.fingerprint), str(plan.playbook),
-                       os.path.abspath(output_dir), ids.hexdigest(), deferred])
+                       os.path.abspath(output_dir), ids.hexdigest(), deferred,
+                       os.path.abspath(where.location), where.namespace])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -86,10 +96,11 @@ def _paths(state_dir: Path, key: str, token: str) -> tuple[Path, Path, Path]:
 # ------------------------------------------------------------------ the re-run
 
 
-def find(plan: Any, playbook: Any, options: Any, output_dir: Path,
-         state_dir: Path | None, remote: Any) -> Seal | None:
+def find(plan: Any, playbook: Any, options: Any, output_dir: Path, where: Any,
+         remote: Any) -> Seal | None:
     """The plan's seal, if it may stand for this run and its files are all unchanged."""
-    if state_dir is None or options.fresh or not eligible(plan, options, remote):
+    state_dir = where.local_dir
+    if state_dir is None or options.fresh or not eligible(plan, options, remote, where):
         return None
     if getattr(plan, "compiled_again", None) is None:  # not from the plan memo
         return None
@@ -97,7 +108,7 @@ def find(plan: Any, playbook: Any, options: Any, output_dir: Path,
 
     if not all(task_facts(playbook, task.task_index)[1] for task in plan.deferred):
         return None
-    key = seal_key(plan, output_dir)
+    key = seal_key(plan, output_dir, where)
     header_path, run_path, _ = _paths(state_dir, key, "")
     try:
         run = json.loads(run_path.read_text(encoding="utf-8"))
@@ -105,10 +116,11 @@ def find(plan: Any, playbook: Any, options: Any, output_dir: Path,
         if header.get("version") != SEAL_VERSION or header.get("key") != key or \
                 run.get("token") != header.get("token"):
             return None
+        _identity(run)  # (a run file without all of it is no seal)
         if not files_unchanged(output_dir, header["files"]):
             return None
         paths = _paths(state_dir, key, str(header["token"]))
-        return Seal(key, str(header["token"]), int(run["run_id"]), paths[2],
+        return Seal(key, str(header["token"]), int(run["run_id"]), run, paths[2],
                     header["report"], paths)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # no seal, or one from a killed run: the run checks every Step
@@ -139,13 +151,31 @@ def files_unchanged(output_dir: Path, files: Mapping[str, Sequence[Any]]) -> boo
     return True
 
 
-def current(store: Any, run_id: int, seal: Seal) -> bool:
-    """Was the run before ``run_id`` (just begun) the seal's, and did it succeed?"""
+def current(store: Any, run_id: int, seal: Seal) -> Any:
+    """This run's record (just begun as ``run_id``) when the run before it was the seal's,
+    and succeeded; else None."""
     from runner.execute.state import RunStatus
 
     runs = store.runs(limit=2)
-    return (len(runs) == 2 and runs[0].id == run_id and runs[1].id == seal.run_id
-            and runs[1].status == RunStatus.SUCCEEDED)
+    if len(runs) != 2 or runs[0].id != run_id:
+        return None
+    before = runs[1]
+    if not (_identity(before) == _identity(seal.run) and before.status == RunStatus.SUCCEEDED):
+        return None
+    return runs[0]
+
+
+def _identity(run: Any) -> tuple[int, float, str]:
+    """A run of the state as the seal names it: its id alone could be a new state file's."""
+    if isinstance(run, Mapping):
+        return int(run["run_id"]), float(run["started"]), str(run["fingerprint"])
+    return int(run.id), float(run.started), str(run.fingerprint)
+
+
+def _run_file(run: Any, token: str) -> bytes:
+    run_id, started, fingerprint = _identity(run)
+    return json.dumps({"run_id": run_id, "started": started, "fingerprint": fingerprint,
+                       "token": token}).encode()
 
 
 def prepared_steps(seal: Seal) -> Any:
@@ -158,34 +188,35 @@ def prepared_steps(seal: Seal) -> Any:
         return None
 
 
-def advance(seal: Seal, run_id: int) -> None:
-    """The seal now stands for ``run_id`` (a failure only costs the next run a check)."""
+def advance(seal: Seal, run: Any) -> None:
+    """The seal now stands for ``run`` (this run's record; a failure only costs the next
+    run a check)."""
     with contextlib.suppress(OSError):
-        _write(seal.paths[1], json.dumps({"run_id": run_id, "token": seal.token}).encode())
+        _write(seal.paths[1], _run_file(run, seal.token))
 
 
 # ------------------------------------------------------------------ sealing
 
 
 def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
-         state_dir: Path) -> Any:
-    """Seal a run that ended with every Step succeeded: the report's entries as a re-run
-    gives them (``PreparedSteps``), or None when not sealed (a file not as the state
-    recorded it: changed during the run)."""
+         where: Any) -> Any:
+    """Seal a run in which every Step was reused: the report's entries as every re-run
+    gives them (``PreparedSteps``), or None when not sealed (a Step this run did, or a
+    file no longer as the state recorded it: changed during the run)."""
     from runner.execute.postprocess import MARKER, folder_for
-    from runner.execute.scheduler.records import Outcome, reused_values
-    from runner.execute.state import StepStatus
     from runner.report import build_report
     from runner.report.prepared import prepare
 
     done = list(result.outcomes)
+    # A Step this run did sits where it finished in this run's report, but where the plan
+    # has it in a re-run's (a deferred task's Steps come after all others in a first run,
+    # beside their register in a re-run): the next run, all reused, seals instead.
     if not done or result.skipped_tasks or result.interrupted or \
-            any(o.status != "succeeded" for o in done):
+            any(o.status != "succeeded" or not o.reused for o in done):
         return None
-    # Steps this run reused are already as a re-run reports them, their files checked
-    # this run; the others are read back from the state as they finished.
-    every_reused = all(o.reused for o in done)
-    rows = {} if every_reused else store.steps_of((o.step.id for o in done), requests=False)
+    runs = store.runs(limit=1)
+    if not runs or runs[0].id != run_id:
+        return None
     base = Path(output_dir)
     files: dict[str, list[list[Any]]] = {}
 
@@ -195,7 +226,6 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
         files.setdefault(folder, []).append([name, found.st_size, found.st_mtime_ns])
         return found
 
-    reused = []
     try:
         for outcome in done:
             output = outcome.step.output
@@ -208,24 +238,20 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
                 marker = folder_for(Path(output)) / MARKER
                 if (base / marker).exists():
                     listed(marker.as_posix())
-            if every_reused:
-                continue
-            row = rows.get(outcome.step.id)
-            if row is None or row.status != StepStatus.SUCCEEDED or made.st_size != row.bytes:
+            # Checked when the run reused it; looked at again, as it may have changed since
+            if made.st_size != outcome.bytes or not stat.S_ISREG(made.st_mode):
                 return None
-            if made.st_mtime_ns != row.mtime_ns and \
-                    outputs.hash_file(base / output) != (row.bytes, row.sha256):
+            if made.st_mtime_ns != outcome.mtime_ns and \
+                    outputs.hash_file(base / output) != (outcome.bytes, outcome.sha256):
                 return None  # (touched, the same bytes: sealed with its new time)
-            reused.append(Outcome(outcome.step, "succeeded", reused=True,
-                                  files=list(outcome.files), **reused_values(row)))
     except OSError:
         return None
     report = build_report(playbook=result.playbook, run_id=None, started=None,
-                          finished=None, status="succeeded",
-                          rows=done if every_reused else reused, name=result.name)
-    key = seal_key(plan, output_dir)
+                          finished=None, status="succeeded", rows=done, name=result.name)
+    key = seal_key(plan, output_dir, where)
     token = secrets.token_hex(6)
-    header_path, run_path, steps_path = _paths(state_dir, key, token)
+    header_path, run_path, steps_path = _paths(where.local_dir, key, token)
+    prepared = None
     try:
         header_path.parent.mkdir(parents=True, exist_ok=True)
         prepared = prepare(report, base, steps_path)
@@ -234,8 +260,10 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
         _write(header_path, json.dumps(
             {"version": SEAL_VERSION, "key": key, "token": token, "files": files,
              "report": prepared.as_json()}, ensure_ascii=False).encode("utf-8"))
-        _write(run_path, json.dumps({"run_id": run_id, "token": token}).encode())
+        _write(run_path, _run_file(runs[0], token))
     except OSError:
+        if prepared is not None:
+            prepared.close()
         return None
     for old in header_path.parent.glob(f"sealed-{key}.*.steps"):
         if old != steps_path:

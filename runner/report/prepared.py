@@ -48,6 +48,9 @@ class PreparedSteps(Sequence[Mapping[str, Any]]):
             start += len(piece)
             yield piece
 
+    def close(self) -> None:
+        self.source.close()
+
     def entries(self) -> list[Mapping[str, Any]]:
         if self._entries is None:
             self._entries = json.loads(b"".join(self.pieces()))

@@ -33,6 +33,7 @@ class Outcome:
     resubmitted_unknown: bool = False  # a re-attached job was unknown and submitted anew
     bytes: int | None = None
     sha256: str | None = None
+    mtime_ns: int | None = None  # of the file, as the state recorded it (a reused Step's)
     records: int | None = None
     started: float | None = None
     finished: float | None = None
@@ -63,5 +64,6 @@ def reused_values(state: Any) -> dict[str, Any]:
     reuses it, so that every re-run reports it alike (``runner.execute.sealed`` relies on
     that)."""
     return {"attempts": state.attempts, "job_id": state.job_id, "bytes": state.bytes,
-            "sha256": state.sha256, "records": state.records or None,
+            "sha256": state.sha256, "mtime_ns": state.mtime_ns,
+            "records": state.records or None,
             "started": state.started_at, "finished": state.finished_at}
