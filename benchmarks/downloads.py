@@ -217,11 +217,11 @@ def _fetch_body(spec: dict[str, str], write: int | None) -> None:
     """The export's body read as the runner reads it (into a ring), written to ``write``."""
     import requests
 
-    from runner.client.download import _body, _Ring
+    from runner.client.download import CHUNK_SIZE, _body, _Ring
 
     headers = {"Authorization": f"Bearer {spec['bearer']}", "Accept-Encoding": "identity"}
     with requests.get(spec["url"], headers=headers, stream=True, timeout=60) as response:
-        for chunk in _body(response, _Ring(1 << 20, 4)):
+        for chunk in _body(response, _Ring(CHUNK_SIZE, 4)):
             if write is not None:
                 os.write(write, chunk)
 

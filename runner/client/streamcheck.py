@@ -4,9 +4,9 @@
 (sha256) and walks the .zip's local headers, checking each member's CRC-32 (and size) as
 its bytes go by, so the file is never read back.  Memory is one header at most.
 
-It runs on a thread of its own, on the 1 MiB chunks the download reads straight into a
+It runs on a thread of its own, on the 4 MiB chunks the download reads straight into a
 ring of buffers (no copy): sha256 and CRC-32 let go of the GIL on a chunk that size, so
-they run beside the next read and write with a few hand-offs per MiB.  (On 16 KiB pieces,
+they run beside the next read and write with one hand-off per chunk.  (On 16 KiB pieces,
 or with a copy into 1 MiB chunks, a thread cost more than it saved: see BENCHMARKS.md.)
 The CRC-32 is zlib-ng's, several times zlib's on a CPU with carry-less multiply.
 
