@@ -219,12 +219,12 @@ class Scheduler(SharingMixin):
                 # Its job holds one of the tenant's slots, whatever the leases say.
                 self._lease_slot(step, force=True)
                 span = JobSpan(state.job_id, state.submitted_at)
-                outcome.jobs.append(span)
+                outcome.add_job(span)
                 self._jobs[step.id] = ActiveJob(step, state.job_id, now, now, reattached=True,
                                            span=span)
                 self._emit("reattached", step)
             elif state.status == S.SUBMITTING:
-                outcome.warnings.append(
+                outcome.warn(
                     "the previous run stopped while submitting this job: it may have been "
                     "submitted twice (the documented crash window)")
                 self._exports.append(step)
@@ -306,7 +306,7 @@ class Scheduler(SharingMixin):
             crashpoint.hit("job-id-committed")
             outcome.job_id = job_id
             span = JobSpan(job_id, sent)
-            outcome.jobs.append(span)
+            outcome.add_job(span)
             expected = self._expected.get(step.id)
             self._jobs[step.id] = ActiveJob(step, job_id, now, now + self.poll.delay(0, expected),
                                        expected=expected, span=span)
@@ -415,7 +415,7 @@ class Scheduler(SharingMixin):
         if job.reattached and not outcome.resubmitted_unknown:
             outcome.resubmitted_unknown = True
             self.store.requeue(job.step.id, reason)
-            outcome.warnings.append(f"{reason}; submitted again")
+            outcome.warn(f"{reason}; submitted again")
             self._exports.append(job.step)
             return
         self._retry_or_fail(job.step, reason, lambda: self._resubmit(job.step, reason))
@@ -424,7 +424,7 @@ class Scheduler(SharingMixin):
         step, outcome = job.step, self.outcomes[job.step.id]
         if status in catalog.DOWNLOADABLE_STATUSES:
             if status == catalog.STATUS_SUCCEEDED_WITH_EXCEPTIONS:
-                outcome.warnings.append("the service exported this report with exceptions")
+                outcome.warn("the service exported this report with exceptions")
             if self.store.step(step.id).status != S.DOWNLOADING:
                 self.store.downloading(step.id)
             self._workers.dispatch(step, self._download, job.job_id)
@@ -439,7 +439,7 @@ class Scheduler(SharingMixin):
         if outcome.job_failures > step.retries:
             self._fail(step, RunnerError(reason))
             return
-        outcome.warnings.append(f"{reason}; trying again")
+        outcome.warn(f"{reason}; trying again")
         self._emit("retry", step)
         again()
 

@@ -80,7 +80,7 @@ class SharingMixin:
 
     def _note_takeover(self, step: Any) -> None:
         if self.store.took_over(step.id):
-            self.outcomes[step.id].warnings.append("taken over from a runner that stopped")
+            self.outcomes[step.id].warn("taken over from a runner that stopped")
             self._emit("taken_over", step)
 
     def _shared_turn(self, step: Any, now: float) -> str:
@@ -99,7 +99,7 @@ class SharingMixin:
         outcome = self.outcomes[step.id]
         if current.status == S.SUBMITTING and not any("crash window" in w
                                                       for w in outcome.warnings):
-            outcome.warnings.append(
+            outcome.warn(
                 "a runner stopped while submitting this job: it may have been submitted "
                 "twice (the documented crash window)")
         if not self._lease_slot(step):
@@ -111,7 +111,7 @@ class SharingMixin:
             return "wait"
         since = self._slot_waits.pop(step.id, None)
         if since is not None:
-            outcome.warnings.append(
+            outcome.warn(
                 f"waited {self.wall() - since:.1f} s for one of the tenant's "
                 f"{self.max_slots} export slots, held by other runs sharing the state")
         return "go"
@@ -148,7 +148,7 @@ class SharingMixin:
         outcome = self.outcomes[step.id]
         outcome.job_id, outcome.attempts = state.job_id, state.attempts
         outcome.started = state.started_at
-        outcome.warnings.append("done by another runner sharing this state")
+        outcome.warn("done by another runner sharing this state")
         if state.status == S.SUCCEEDED:
             self._finish(outcome, "succeeded", bytes=state.bytes, sha256=state.sha256,
                          records=state.records or None,
