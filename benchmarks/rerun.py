@@ -114,9 +114,10 @@ def rerun_argv(directory: Path) -> list[str]:
             "--state-dir", str(directory / "state")]
 
 
-def ab(directory: Path, base: Path | None, rounds: int) -> None:
+def ab(directory: Path, base: Path | None, rounds: int, unsealed: bool = False) -> None:
     """Re-runs of copies of ``directory``: this tree's runner ("new") and, with ``base``,
-    the one in that folder, in turn."""
+    the one in that folder, in turn; with ``unsealed`` too, both check every Step (their
+    seals deleted before each round)."""
     password = (directory / "password").read_text(encoding="utf-8")
     env = {**os.environ, PASSWORD_VAR: password, "NO_COLOR": "1"}
     parties = {"new": (directory.with_name(directory.name + "-ab-new"), env)}
@@ -149,7 +150,7 @@ def ab(directory: Path, base: Path | None, rounds: int) -> None:
     rss: dict[str, list[float]] = {name: [] for name in parties}
     for _ in range(rounds):
         for name, (copy, party_env) in parties.items():
-            if name == "unsealed":
+            if name == "unsealed" or unsealed:
                 for seal in (copy / "state" / "compiled").glob("sealed-*"):
                     seal.unlink()
             result = checked(child(rerun_argv(copy), env=party_env, cwd=cwd),
@@ -192,6 +193,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--base", type=Path)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--unsealed", action="store_true",
+                        help="ab with --base: both sides check every Step (no seal)")
     parser.add_argument("--v2-users", type=int, default=200_000,
                         help="without WHAT: the v2 plan's users (= Steps); 0 leaves it out")
     options = parser.parse_args()
@@ -210,7 +213,7 @@ def main() -> int:
     elif options.what == "make-v2":
         make_v2(options.directory, options.users)
     else:
-        ab(options.directory, options.base, options.rounds)
+        ab(options.directory, options.base, options.rounds, options.unsealed)
     return 0
 
 
