@@ -30,6 +30,27 @@ def test_the_memo_gives_back_the_steps_it_was_given(tmp_path: Path, count: int) 
     assert len(memo.read_text(encoding="utf-8").splitlines()) == count + 1  # header + lines
 
 
+def test_a_request_list_every_step_repeats_is_held_once(tmp_path: Path) -> None:
+    """dataSources is the same in each Step: one tuple for all of them.  A field whose
+    lists all differ (each chunk's e-mails, here more of them than are looked at) still
+    gives back each Step's own list."""
+    given = [Step(id=f"id{i}", task_index=1, task_name="Access", operation="user_access_export",
+                  kind="export", request={"emails": [f"u{i}@contoso.example", f"v{i}@x.example"],
+                                          "dataSources": ["Teams", "SharePoint"]},
+                  output=f"access/{i}.zip", format="zip", chunk_number=i + 1, chunk_total=200,
+                  retries=3, ignore_errors=False, register=None, tags=(), api="v2")
+             for i in range(200)]
+    memo = tmp_path / "compiled" / "task1-abc.jsonl"
+    _save_steps(memo, given)
+    loaded = _load_steps(memo)
+    assert loaded is not None
+    assert [s.to_json() for s in loaded] == [s.to_json() for s in given]
+    assert len({id(s.request["dataSources"]) for s in loaded}) == 1
+    assert loaded[0].request["dataSources"] == ("Teams", "SharePoint")
+    assert [s.request["emails"][0] for s in loaded[-2:]] == ["u198@contoso.example",
+                                                              "u199@contoso.example"]
+
+
 def test_a_damaged_or_older_memo_is_not_used(tmp_path: Path) -> None:
     memo = tmp_path / "compiled" / "task1-abc.jsonl"
     _save_steps(memo, steps(3))
