@@ -51,6 +51,7 @@ def keep(result: Any, state_dir: Path) -> Path | None:
     if outcomes and all(getattr(o, "reused", False) for o in outcomes):
         return None  # (as below, before building a report of every Step for nothing)
     report = report_from_result(result)
+    report["steps"] = list(report["steps"])  # dicts of their own: marked below, then kept
     if report["status"] != "succeeded":
         return None  # a run with failed Steps would compare as if their outputs were gone
     if report["steps"] and all(s["reused"] for s in report["steps"]):

@@ -6,6 +6,9 @@ summary printed at the end of a run; JUnit XML (``runner.report.junit``) and
 
 A report is built from rows, one per Step, read by attribute: the scheduler's ``Outcome``
 (``row.step`` is the plan's Step) or a ``StepState`` from the state store (for ``status``).
+A report's ``steps`` are a ``StepEntries`` (``runner.report.entries``): each entry made from
+its row when read, and summed once into the ``ReportDigest`` (``runner.report.digest``) that
+the summary and the HTML page read; a combined report's are a list of entry dicts.
 ``write_run_report``, ``write_junit`` and ``summary_table`` take either a report dict or the
 engine's ``RunResult`` (playbook, run_id, outcomes, skipped_tasks, started, finished,
 interrupted), which ``report_from_result`` turns into one.
@@ -18,12 +21,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from runner import crashpoint
 from runner.execute.outputs import AtomicFile, FileInfo, own_partial_id, remove_stale_partials
+from runner.report.digest import ReportDigest
+from runner.report.entries import StepEntries, digest_of, ignored, iso_time, step_entry
 from runner.report.prepared import PreparedSteps
 from runner.secret import Secret
 
@@ -108,12 +113,13 @@ def build_report(*, playbook: str | Path, run_id: int | str | None, started: flo
                  finished: float | None, status: str, rows: Iterable[Any],
                  name: str | None = None, skipped_tasks: Iterable[str] = (),
                  error: str | None = None) -> dict[str, Any]:
-    """The run report as a plain dict (``version`` 1); see ``RUN_REPORT_SCHEMA``.
+    """The run report as a dict (``version`` 1; ``steps`` a ``StepEntries`` of ``rows``,
+    which ``report_json`` writes as ``RUN_REPORT_SCHEMA`` says).
 
     ``error``: why the run stopped before its Steps were done (unreachable service, ...).
     """
-    steps = [step_entry(row) for row in rows]
-    summary = Counter(step["status"] for step in steps)
+    steps = StepEntries(rows)
+    summary = Counter(str(getattr(row, "status", "pending")) for row in steps.rows)
     return {
         "version": REPORT_VERSION,
         "playbook": str(playbook),
@@ -142,7 +148,7 @@ def report_from_result(result: Any) -> dict[str, Any]:
     outcomes = list(result.outcomes)
     if getattr(result, "interrupted", False):
         status = "interrupted"
-    elif any(o.status != "succeeded" and not _ignored(o) for o in outcomes):
+    elif any(o.status != "succeeded" and not ignored(o) for o in outcomes):
         status = "failed"
     else:
         status = "succeeded"
@@ -158,68 +164,6 @@ def _as_report(report_or_result: Any) -> Mapping[str, Any]:
     if isinstance(report_or_result, Mapping):
         return report_or_result
     return report_from_result(report_or_result)
-
-
-def _ignored(row: Any) -> bool:
-    step = getattr(row, "step", row)
-    return str(getattr(row, "status", "")) == "failed" and bool(
-        getattr(step, "ignore_errors", False))
-
-
-def step_entry(row: Any) -> dict[str, Any]:
-    """One Step's entry, from an ``Outcome`` (with ``.step``) or a ``StepState``."""
-    step = getattr(row, "step", row)
-    started = _first(row, "started", "started_at")
-    finished = _first(row, "finished", "finished_at")
-    output = getattr(step, "output", None)
-    operation = getattr(step, "operation", "")
-    entry: dict[str, Any] = {
-        "id": str(step.id),
-        "task": str(getattr(step, "task_name", "") or ""),
-        "operation": str(getattr(operation, "name", operation)),
-        "status": str(getattr(row, "status", "pending")),
-        "output": None if output is None else str(output),
-        "bytes": getattr(row, "bytes", None),
-        "sha256": getattr(row, "sha256", None),
-        "job_id": getattr(row, "job_id", None),
-        "attempts": int(getattr(row, "attempts", 0) or 0),
-        "started": iso_time(started),
-        "finished": iso_time(finished),
-        "seconds": (round(finished - started, 3)
-                    if started is not None and finished is not None else None),
-        "error": getattr(row, "error", None),
-        "records": getattr(row, "records", None),
-        "reused": bool(getattr(row, "reused", False)),
-        "ignored": _ignored(row),
-        "warnings": [str(w) for w in getattr(row, "warnings", ()) or ()],
-    }
-    files = getattr(row, "files", None)
-    if files:  # only Steps that extract or convert have them
-        entry["files"] = [str(f) for f in files]
-    jobs = getattr(row, "jobs", None)
-    if jobs:  # export Steps that held a slot this run
-        entry["jobs"] = [{"job_id": job.job_id, "submitted": iso_time(job.submitted),
-                          "ended": iso_time(job.ended), "status": job.status}
-                         for job in jobs]
-    if entry["status"] == "succeeded":
-        entry["error"] = None  # an error from an earlier, retried attempt is not the outcome
-    return entry
-
-
-def _first(row: Any, *names: str) -> float | None:
-    for name in names:
-        value = getattr(row, name, None)
-        if value is not None:
-            return float(value)
-    return None
-
-
-def iso_time(epoch: float | None) -> str | None:
-    """``2026-11-28T09:15:02.125Z`` for an epoch time (None stays None)."""
-    if epoch is None:
-        return None
-    moment = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-    return moment.replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------------------- write
@@ -352,34 +296,30 @@ def summary_table(report: Any, *, max_failures: int = 20) -> str:
 
 def summary_body(report: Mapping[str, Any], *, max_failures: int = 20) -> list[str]:
     """``summary_table`` but its last line (the totals, which name the run's duration)."""
-    tasks: dict[str, Counter[str]] = {}
-    sizes: Counter[str] = Counter()
-    for step in report["steps"]:
-        key = step["task"] or step["operation"]
-        tasks.setdefault(key, Counter())[step["status"]] += 1
-        sizes[key] += step["bytes"] or 0
+    digest = digest_of(report["steps"])
     header = ("TASK", "STEPS", "OK", "FAILED", "SKIPPED", "OTHER", "SIZE")
     rows = [header]
-    for task, counts in tasks.items():
-        total = sum(counts.values())
+    for task, tally in digest.lines.items():
+        counts = tally.statuses
+        total = tally.count
         other = total - counts["succeeded"] - counts["failed"] - counts["skipped"]
         rows.append((task, str(total), str(counts["succeeded"]), str(counts["failed"]),
-                     str(counts["skipped"]), str(other), human_size(sizes[task])))
+                     str(counts["skipped"]), str(other), human_size(tally.size)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     widths[0] = min(widths[0], 48)
     lines = ["  ".join(_cell(value, width, i) for i, (value, width)
                        in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
-    failed = [step for step in report["steps"] if step["status"] == "failed"]
+    failed = digest.by_status["failed"]
     if failed:
         lines.append("")
         lines.append("Failed:")
-        for step in failed[:max_failures]:
+        for step in digest.failed[:max_failures]:
             first = (step["error"] or "no error recorded").split("\n")[0]
-            ignored = " (ignored)" if step.get("ignored") else ""
-            lines.append(f"  {step['output'] or step['id']}{ignored}: {first}")
-        if len(failed) > max_failures:
-            lines.append(f"  ... and {len(failed) - max_failures} more (see the run report)")
-    lines += _written(report["steps"])
+            note = " (ignored)" if step.get("ignored") else ""
+            lines.append(f"  {step['output'] or step['id']}{note}: {first}")
+        if failed > max_failures:
+            lines.append(f"  ... and {failed - max_failures} more (see the run report)")
+    lines += _written(digest)
     if report.get("skipped_tasks"):
         lines.append("")
         lines.append("Tasks not run:")
@@ -387,13 +327,12 @@ def summary_body(report: Mapping[str, Any], *, max_failures: int = 20) -> list[s
     return lines
 
 
-def _written(steps: list[Mapping[str, Any]], limit: int = 12) -> list[str]:
+def _written(digest: ReportDigest) -> list[str]:
     """What was written where: each file and, for an extracted .zip, its folder."""
-    done = [step for step in steps if step["status"] == "succeeded" and step["output"]]
-    if not done:
+    if not digest.written:
         return []
     lines = ["", "Written:"]
-    for step in done[:limit]:
+    for step in digest.written:
         line = f"  {step['output']}"
         if step["bytes"] is not None:
             line += f"  {human_size(step['bytes'])}"
@@ -405,8 +344,9 @@ def _written(steps: list[Mapping[str, Any]], limit: int = 12) -> list[str]:
             what = ", ".join(f"{n} {suffix}" for suffix, n in sorted(kinds.items()))
             line += f"  -> {_common_folder(files)}/ ({what})"
         lines.append(line)
-    if len(done) > limit:
-        lines.append(f"  ... and {len(done) - limit} more (see the run report)")
+    if digest.written_count > len(digest.written):
+        lines.append(f"  ... and {digest.written_count - len(digest.written)} more "
+                     "(see the run report)")
     return lines
 
 
@@ -431,10 +371,8 @@ def step_totals(steps: Any) -> tuple[int, int, int]:
     """How many entries were reused; files and bytes the succeeded ones hold."""
     if isinstance(steps, PreparedSteps):
         return steps.totals
-    reused = sum(1 for step in steps if step["reused"])
-    files = sum(1 for step in steps if step["status"] == "succeeded" and step["bytes"])
-    size = sum(step["bytes"] or 0 for step in steps if step["status"] == "succeeded")
-    return reused, files, size
+    digest = digest_of(steps)
+    return digest.reused, digest.done_files, digest.done_bytes
 
 
 def _totals(report: Mapping[str, Any]) -> str:

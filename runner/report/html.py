@@ -9,21 +9,24 @@ Every value is escaped: task names, outputs, errors and tenant data may hold mar
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from runner import catalog
 from runner.execute.outputs import FileInfo, write_atomic
 from runner.report import _duration, human_size
+from runner.report.digest import FAILURES_KEPT as FAILURES_SHOWN
+from runner.report.digest import TASK_ROWS_KEPT as ROWS_PER_TASK
+from runner.report.digest import ReportDigest
+from runner.report.digest import epoch as _epoch
+from runner.report.entries import digest_of
 from runner.report.risk import LEVELS, SITE_COUNTS, TaskRisk, ordered_levels, risk_tasks
 from runner.report.svg import Bar, assign_lanes, bar_chart, esc, timeline
 
-FAILURES_SHOWN = 1000  # failed Steps listed; the JSON report has them all
-ROWS_PER_TASK = 500  # a task's table shows this many Steps; the JSON report has them all
-TIMELINE_JOBS = 5000  # more jobs than this are summed up, not drawn one by one
+# FAILURES_SHOWN failed Steps are listed, ROWS_PER_TASK Steps of a task, and the jobs drawn
+# one by one only up to digest.TIMELINE_JOBS (more are summed up): the JSON report has all.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 CSS = """
@@ -78,12 +81,13 @@ def render(report: Mapping[str, Any], output_dir: Path, body: str | None = None)
 
 def render_body(report: Mapping[str, Any], output_dir: Path) -> str:
     """The page below its header: what the Steps did (the header names the run)."""
+    digest = digest_of(report["steps"])
     return "".join([
-        _summary(report),
-        _failures(report["steps"]),
-        _slots(report),
-        _risk(risk_tasks(report, output_dir)),
-        _tasks(report),
+        _summary(report, digest),
+        _failures(digest),
+        _slots(report, digest),
+        _risk(risk_tasks(digest.risk_steps, output_dir)),
+        _tasks(digest),
         '<p class="note">Written by insights-runner from the same data as run-report.json, '
         'which holds every field of every Step.</p>',
     ])
@@ -107,14 +111,12 @@ def _header(report: Mapping[str, Any], title: str) -> str:
             f'{esc(status)}</span><dl class="facts">{rows}</dl></header>')
 
 
-def _summary(report: Mapping[str, Any]) -> str:
-    steps = report["steps"]
-    done = [s for s in steps if s["status"] == "succeeded"]
-    cards: list[tuple[Any, str]] = [(len(steps), "Steps")]
+def _summary(report: Mapping[str, Any], digest: ReportDigest) -> str:
+    cards: list[tuple[Any, str]] = [(digest.count, "Steps")]
     cards += [(n, key) for key, n in report["summary"].items() if n]
-    cards.append((sum(1 for s in done if s["reused"]), "from an earlier run"))
-    cards.append((human_size(sum(s["bytes"] or 0 for s in done)), "written"))
-    cards.append((sum(s.get("records") or 0 for s in done), "records"))
+    cards.append((digest.done_reused, "from an earlier run"))
+    cards.append((human_size(digest.done_bytes), "written"))
+    cards.append((digest.done_records, "records"))
     html = "".join(f'<div class="card{" bad" if k == "failed" else ""}"><b>{esc(v)}</b>'
                    f"<span>{esc(k)}</span></div>" for v, k in cards)
     parts = [f'<section id="summary"><h2>Summary</h2><div class="cards">{html}</div>']
@@ -134,9 +136,9 @@ def _summary(report: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
-    failed = [s for s in steps if s["status"] == "failed"]
-    if not failed:
+def _failures(digest: ReportDigest) -> str:
+    failed, count = digest.failed, digest.by_status["failed"]
+    if not count:
         return '<section id="failed"><h2>Failed Steps</h2><p>None.</p></section>'
     rows = "".join(
         f'<tr class="{"ignored" if s.get("ignored") else "failed"}">'
@@ -145,11 +147,11 @@ def _failures(steps: Sequence[Mapping[str, Any]]) -> str:
         f"<td class=\"err\">{esc(s['error'] or 'no error recorded')}"
         f"{' (errors ignored)' if s.get('ignored') else ''}</td></tr>"
         for s in failed[:FAILURES_SHOWN])
-    if len(failed) > FAILURES_SHOWN:
-        rows += (f'<tr><td colspan="6">… and {len(failed) - FAILURES_SHOWN} more '
+    if count > FAILURES_SHOWN:
+        rows += (f'<tr><td colspan="6">… and {count - FAILURES_SHOWN} more '
                  "(see run-report.json)</td></tr>")
-    tenant = "<th>Tenant</th>" if any("tenant" in s for s in failed) else ""
-    return (f'<section id="failed"><h2>Failed Steps ({len(failed)})</h2>'
+    tenant = "<th>Tenant</th>" if digest.failed_tenant else ""
+    return (f'<section id="failed"><h2>Failed Steps ({count})</h2>'
             f'<table id="failures"><tr>{tenant}<th>Task</th><th>Output</th><th>Operation</th>'
             f"<th>Attempts</th><th>Error</th></tr>{rows}</table></section>")
 
@@ -158,31 +160,22 @@ def _tenant_cell(step: Mapping[str, Any]) -> str:
     return f"<td>{esc(step['tenant'])}</td>" if "tenant" in step else ""
 
 
-def _slots(report: Mapping[str, Any]) -> str:
+def _slots(report: Mapping[str, Any], digest: ReportDigest) -> str:
     """The timeline of export slots, and how busy they were."""
-    spans: dict[str, list[tuple[float, float | None, Mapping[str, Any], Mapping[str, Any]]]]
-    spans = defaultdict(list)
-    for step in report["steps"]:
-        for job in step.get("jobs") or ():
-            submitted = _epoch(job["submitted"])
-            if submitted is not None:
-                spans[str(step.get("tenant") or "")].append(
-                    (submitted, _epoch(job["ended"]), job, step))
     head = '<section id="slots"><h2>Export slots</h2>'
-    if not spans:
+    if not digest.jobs:
         return head + "<p>No export job ran in this run.</p></section>"
-    every = [s for group in spans.values() for s in group]
-    run_start = _epoch(report.get("started")) or every[0][0]
-    origin = min([run_start, *(s[0] for s in every)])
-    finish = _epoch(report.get("finished")) or max(e or b for b, e, _, _ in every)
-    finish = max(finish, *(e or b for b, e, _, _ in every))
+    assert digest.first_submit is not None
+    run_start = _epoch(report.get("started")) or digest.first_submit
+    origin = min(run_start, digest.earliest_submit)
+    finish = max(_epoch(report.get("finished")) or digest.latest_moment, digest.latest_moment)
     slots = catalog.MAX_CONCURRENT_EXPORTS
-    if len(every) > TIMELINE_JOBS:
-        return head + (f"<p>{len(every)} export jobs: too many to draw one by one "
-                       "(see run-report.json).</p>" + _busy_note(spans, slots, finish)
+    if digest.spans is None:
+        return head + (f"<p>{digest.jobs} export jobs: too many to draw one by one "
+                       "(see run-report.json).</p>" + _busy_note(digest, slots, finish)
                        + "</section>")
     groups = []
-    for tenant, items in sorted(spans.items()):
+    for tenant, items in sorted(digest.spans.items()):
         closed = [(b, e if e is not None else finish) for b, e, _, _ in items]
         lanes = assign_lanes(closed)
         bars = []
@@ -204,20 +197,17 @@ def _slots(report: Mapping[str, Any]) -> str:
     return (head + '<p class="note">Each bar is one export job, from its submit to the poll '
             "that saw it end (the download goes on beside the slots). Hover a bar for the "
             f'job.</p><div class="legend">{legend}</div>'
-            + timeline(groups, finish - origin, marks) + _busy_note(spans, slots, finish)
+            + timeline(groups, finish - origin, marks) + _busy_note(digest, slots, finish)
             + "</section>")
 
 
-def _busy_note(spans: Mapping[str, Sequence[tuple[float, float | None, Any, Any]]],
-               slots: int, finish: float) -> str:
+def _busy_note(digest: ReportDigest, slots: int, finish: float) -> str:
     notes = []
-    for tenant, items in sorted(spans.items()):
-        closed = [(b, e if e is not None else finish) for b, e, _, _ in items]
-        window = max(e for _, e in closed) - min(b for b, _ in closed)
-        busy = sum(e - b for b, e in closed)
-        share = busy / (slots * window) if window > 0 else 1.0
+    for tenant, jobs in sorted(digest.slots.items()):
+        window = jobs.window(finish)
+        share = jobs.busy(finish) / (slots * window) if window > 0 else 1.0
         who = f"Tenant {tenant}: " if tenant else ""
-        notes.append(f"{who}{len(items)} jobs; the {slots} slots were busy {share:.0%} of the "
+        notes.append(f"{who}{jobs.jobs} jobs; the {slots} slots were busy {share:.0%} of the "
                      f"{_duration(window)} from the first submit to the last job's end.")
     return "".join(f'<p class="note slot-use">{esc(n)}</p>' for n in notes)
 
@@ -252,23 +242,17 @@ def _risk(tasks: Sequence[TaskRisk]) -> str:
     return "".join(parts)
 
 
-def _tasks(report: Mapping[str, Any]) -> str:
-    by_task: dict[str, list[Mapping[str, Any]]] = {}
-    for step in report["steps"]:
-        key = str(step["task"] or step["operation"])
-        if "tenant" in step:
-            key = f"{step['tenant']}: {key}"
-        by_task.setdefault(key, []).append(step)
+def _tasks(digest: ReportDigest) -> str:
     parts = ['<section id="tasks"><h2>Tasks</h2>']
-    for number, (task, steps) in enumerate(by_task.items(), 1):
-        counts = Counter(s["status"] for s in steps)
-        said = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        rows = "".join(_step_row(s) for s in steps[:ROWS_PER_TASK])
-        more = (f'<p class="note">… and {len(steps) - ROWS_PER_TASK} more Steps '
-                "(see run-report.json)</p>" if len(steps) > ROWS_PER_TASK else "")
+    for number, (task, tally) in enumerate(digest.tables.items(), 1):
+        count = tally.count
+        said = ", ".join(f"{n} {k}" for k, n in sorted(tally.statuses.items()))
+        rows = "".join(_step_row(s) for s in tally.rows[:ROWS_PER_TASK])
+        more = (f'<p class="note">… and {count - ROWS_PER_TASK} more Steps '
+                "(see run-report.json)</p>" if count > ROWS_PER_TASK else "")
         parts.append(
-            f'<h3 id="task-{number}">{esc(task)}</h3><p class="note">{esc(steps[0]["operation"])}'
-            f" · {len(steps)} Step{'s' if len(steps) != 1 else ''}: {esc(said)}</p>"
+            f'<h3 id="task-{number}">{esc(task)}</h3><p class="note">{esc(tally.operation)}'
+            f" · {count} Step{'s' if count != 1 else ''}: {esc(said)}</p>"
             '<table class="task"><tr><th>Output</th><th>Status</th><th>Job</th>'
             "<th>Attempts</th><th>Time</th><th>Size</th><th>Records</th><th>Notes</th></tr>"
             f"{rows}</table>{more}")
@@ -290,12 +274,3 @@ def _step_row(step: Mapping[str, Any]) -> str:
             f"<td class=\"num\">{esc(human_size(step['bytes']) if step['bytes'] else '')}</td>"
             f"<td class=\"num\">{esc(step['records'] if step.get('records') is not None else '')}"
             f"</td><td class=\"err\">{esc(chr(10).join(notes))}</td></tr>")
-
-
-def _epoch(iso: Any) -> float | None:
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(str(iso)).timestamp()
-    except ValueError:
-        return None

@@ -13,7 +13,7 @@ import csv
 import heapq
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,11 @@ class TaskRisk:
     problems: list[str] = field(default_factory=list)
 
 
-def risk_tasks(report: Mapping[str, Any], output_dir: Path) -> list[TaskRisk]:
-    """The risk tasks of a report, in report order, with what their files hold."""
+def risk_tasks(steps: Iterable[Mapping[str, Any]], output_dir: Path) -> list[TaskRisk]:
+    """The risk tasks of a report's entries, in their order, with what their files hold."""
     tasks: dict[tuple[str, str], TaskRisk] = {}
     sites: dict[tuple[str, str], list[tuple[float, int, str, list[float]]]] = {}
-    for step in report["steps"]:
+    for step in steps:
         operation = step["operation"]
         if operation != SITE_OVERVIEW and operation not in DETAIL_OPERATIONS:
             continue
