@@ -289,6 +289,7 @@ def _load_steps(path: Path) -> list[Any] | None:
     from runner.steps import Step
 
     shared: dict[str, str] = {}
+    totals: dict[int, int] = {}
     request_values = _RequestValues()
     steps = []
     try:
@@ -302,6 +303,9 @@ def _load_steps(path: Path) -> list[Any] | None:
                         value = document.get(name)
                         if type(value) is str:
                             document[name] = shared.setdefault(value, value)
+                    total = document.get("chunk_total")
+                    if type(total) is int:  # the same count in each of a task's Steps
+                        document["chunk_total"] = totals.setdefault(total, total)
                     request = document.get("request")
                     if type(request) is dict:
                         request_values.share(request)
