@@ -38,6 +38,7 @@ from runner.secret import Secret
 from runner.steps import (  # noqa: F401 - the plan's values, importable from here as before
     PLAN_FORMAT_VERSION,
     DeferredTask,
+    FrozenRequest,
     Plan,
     SkippedTask,
     Step,
@@ -131,7 +132,7 @@ def step_id(operation: str, request: Mapping[str, Any], output: str, fmt: str,
             postprocessing: Mapping[str, Any] | None = None) -> str:
     """A hash of what the Step asks and writes; post-processing counts only when set, so
     the ids of tasks without it are those of earlier versions."""
-    if type(request) is MappingProxyType:  # a Step's: its dict, without the encoder's
+    if type(request) is FrozenRequest:  # a Step's: as a dict, without the encoder's
         request = request.copy()  # call back into _json_default
     parts: list[Any] = [operation, request, output, fmt]
     if postprocessing:
@@ -168,6 +169,8 @@ def chunk_product(lists: Mapping[str, Sequence[Any]],
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, FrozenRequest):
+        return value.copy()
     if isinstance(value, MappingProxyType):
         copied = value.copy()  # the dict under it, copied in C (dict() reads key by key)
         return copied if isinstance(copied, dict) else dict(value)
@@ -630,11 +633,11 @@ def _chunked(op: catalog.Operation, args: Mapping[str, Any]) -> list[Mapping[str
         for chunk in chunks(values, caps[key]):
             request = dict(base)
             request[key] = chunk[0] if single and chunk else chunk
-            requests.append(MappingProxyType(request))
+            requests.append(FrozenRequest(request))
         return requests
     for combination in chunk_product(capped, caps):
         request = dict(base)
         request.update({key: values[0] if key in singles and values else values
                         for key, values in combination.items()})
-        requests.append(MappingProxyType(request))
+        requests.append(FrozenRequest(request))
     return requests

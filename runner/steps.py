@@ -6,7 +6,7 @@ memo (``runner.planmemo``) builds them without importing the template and schema
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import MISSING, dataclass
 from dataclasses import field as dataclass_field
 from types import MappingProxyType
@@ -53,7 +53,10 @@ class Step:
         values.pop("changes_tenant", None)  # derived: plan JSON shows it
         if values.keys() != _STEP_FIELDS:
             raise KeyError(f"not a Step's JSON: {sorted(values.keys() ^ _STEP_FIELDS)}")
-        values["request"] = _freeze_json(values["request"])
+        request = values["request"]
+        if type(request) is not dict:
+            raise KeyError("not a Step's JSON: its request is not an object")
+        values["request"] = FrozenRequest.of_json(request)
         values["tags"] = tuple(values["tags"])
         step = object.__new__(cls)
         for name, value in values.items():
@@ -150,8 +153,73 @@ class Plan:
 # ------------------------------------------------------------------ immutability
 
 
+class FrozenRequest(Mapping[str, Any]):
+    """A Step's request, read-only: its values in a tuple beside its keys', the keys' tuple
+    shared by every request of the same fields.  104 B a request of two fields, where a
+    ``MappingProxyType`` over its own dict was 232: 24 MB of a plan of 200,000 Steps."""
+
+    __slots__ = ("_keys", "_values")
+    _key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        keys = tuple(items)
+        self._keys = self._key_sets.setdefault(keys, keys)
+        self._values = tuple(items.values())
+
+    @classmethod
+    def of_json(cls, request: dict[str, Any]) -> FrozenRequest:
+        """Of a request as JSON parsed it, its lists frozen (``Step.from_json``)."""
+        frozen = object.__new__(cls)
+        keys = tuple(request)
+        frozen._keys = cls._key_sets.setdefault(keys, keys)
+        frozen._values = tuple(map(_freeze_json, request.values()))
+        return frozen
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self) -> ItemsView[str, Any]:
+        return _RequestItemsView(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _RequestValuesView(self)
+
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of it (the JSON encoders' and ``dict()``'s fast way in)."""
+        return dict(zip(self._keys, self._values, strict=True))
+
+    def __repr__(self) -> str:
+        return f"FrozenRequest({self.copy()!r})"
+
+
+class _RequestItemsView(ItemsView[str, Any]):
+    _mapping: FrozenRequest
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return zip(self._mapping._keys, self._mapping._values, strict=True)
+
+
+class _RequestValuesView(ValuesView[Any]):
+    _mapping: FrozenRequest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._mapping._values)
+
+
 def freeze(value: Any) -> Any:
-    if isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
+    if isinstance(value, Mapping) and not isinstance(value, MappingProxyType | FrozenRequest):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)

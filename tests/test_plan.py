@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -17,7 +18,15 @@ from hypothesis import strategies as st
 from runner import catalog
 from runner.errors import PlanError, PlaybookError
 from runner.manifest import load_playbook
-from runner.plan import Plan, chunk_product, chunks, compile_plan, compile_task, step_id
+from runner.plan import (
+    FrozenRequest,
+    Plan,
+    chunk_product,
+    chunks,
+    compile_plan,
+    compile_task,
+    step_id,
+)
 from runner.secret import MASK
 from runner.templating import RunFacts
 
@@ -119,9 +128,11 @@ def test_requests_use_api_names_and_codes(tmp_path: Path) -> None:
 def test_steps_are_immutable_and_json_is_plain(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, "tasks:\n  - detail_records: {filters: {risk: [high]}}\n")
     (step,) = plan.steps
-    assert isinstance(step.request, MappingProxyType)
+    assert isinstance(step.request, Mapping) and not isinstance(step.request, dict)
     with pytest.raises(TypeError):
         step.request["pageSize"] = 1  # type: ignore[index]
+    assert step.request == {"filters": ({"id": "riskLevel", "values": ("3",)},),
+                            "pageSize": 100}
     document = plan.to_json()
     assert json.loads(json.dumps(document)) == document
     assert type(document["steps"][0]["request"]["filters"][0]) is dict
@@ -314,7 +325,8 @@ _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
     | st.dictionaries(st.text(max_size=4), inner, max_size=4)
-    | st.dictionaries(st.text(max_size=4), inner, max_size=4).map(MappingProxyType),
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4).map(MappingProxyType)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4).map(FrozenRequest),
     max_leaves=20)
 
 
