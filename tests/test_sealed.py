@@ -208,3 +208,27 @@ def test_a_shared_postgresql_state_is_never_sealed(sim, tmp_path: Path, pg_url: 
         assert done.returncode == 0 and not sealed_rerun(done), done.stderr
     assert all(step["reused"] for step in steps_of(playbook))
     assert seals(playbook) == []
+
+
+def test_a_folder_listing_is_written_a_slice_at_a_time_as_json_would_write_it(
+        tmp_path: Path) -> None:
+    """The header's text comes in pieces (a folder of 200,000 files is never one string):
+    put together, it is the JSON of each folder's three columns, names cut to the folder."""
+    from runner.execute.sealed import _HEADER_SLICE, FolderListing, _header_pieces
+
+    found = os.stat(tmp_path)
+    expected: dict[str, list[list[Any]]] = {}
+    listings: dict[str, FolderListing] = {}
+    counts = {"": 3, "access": 2 * _HEADER_SLICE + 5, "access/1/é": 1}
+    for folder, count in counts.items():
+        listing = listings[folder] = FolderListing(folder)
+        for number in range(count):
+            relative = f"{folder}/f{number}.zip" if folder else f"f{number}.zip"
+            listing.add(relative, found)
+        expected[folder] = [[f"f{n}.zip" for n in range(count)], [found.st_size] * count,
+                            [found.st_mtime_ns] * count]
+    text = "".join(_header_pieces("k", "t", listings, {"summary": {"steps": 1}}))
+    header = json.loads(text)
+    assert header["files"] == expected
+    assert header["report"] == {"summary": {"steps": 1}} and header["key"] == "k"
+    assert text.endswith(json.dumps({"files": expected}, ensure_ascii=False)[1:])

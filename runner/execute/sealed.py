@@ -228,11 +228,11 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
 
     def listed(relative: str) -> os.stat_result:
         found = os.lstat(os.path.join(root, relative))
-        folder, _, name = relative.rpartition("/")
+        folder = relative.rpartition("/")[0]
         listing = files.get(folder)
         if listing is None:
-            listing = files[folder] = FolderListing()
-        listing.add(name, found)
+            listing = files[folder] = FolderListing(folder)
+        listing.add(relative, found)
         return found
 
     try:
@@ -293,28 +293,48 @@ def _write_pieces(path: Path, pieces: Iterable[str]) -> None:
 
 class FolderListing:
     """A folder's files as the seal lists them: names, sizes and modification times in
-    three columns (a list of three for each of 200,000 files was 40 MB)."""
+    three columns (a list of three for each of 200,000 files was 40 MB).  A name is kept as
+    the output-relative path it was listed by (the Step's own string, held anyway) and cut
+    to the folder's name when written: not a second string a file."""
 
-    __slots__ = ("names", "sizes", "mtimes")
+    __slots__ = ("paths", "cut", "sizes", "mtimes")
 
-    def __init__(self) -> None:
-        self.names: list[str] = []
+    def __init__(self, folder: str) -> None:
+        self.paths: list[str] = []
+        self.cut = len(folder) + 1 if folder else 0
         self.sizes = array("q")
         self.mtimes = array("q")
 
-    def add(self, name: str, found: os.stat_result) -> None:
-        self.names.append(name)
+    def add(self, relative: str, found: os.stat_result) -> None:
+        self.paths.append(relative)
         self.sizes.append(found.st_size)
         self.mtimes.append(found.st_mtime_ns)
+
+    def column(self, which: int, start: int, stop: int) -> list[Any]:
+        """A slice of a column: 0 the names (cut to the folder's), 1 sizes, 2 mtimes."""
+        if which == 0:
+            cut = self.cut
+            return [path[cut:] for path in self.paths[start:stop]]
+        return (self.sizes if which == 1 else self.mtimes)[start:stop].tolist()
+
+
+_HEADER_SLICE = 4096  # a folder's files written at a time: its listing's text never whole
 
 
 def _header_pieces(key: str, token: str, files: Mapping[str, FolderListing],
                    report: Mapping[str, Any]) -> Iterator[str]:
-    """The header's JSON text a folder at a time (not the whole listing's text at once)."""
+    """The header's JSON text a few thousand files at a time (each folder's three columns
+    as ``json.dumps`` writes them), not the whole listing's text at once."""
     yield json.dumps({"version": SEAL_VERSION, "key": key, "token": token,
                       "report": report}, ensure_ascii=False)[:-1] + ', "files": {'
     for number, (folder, listing) in enumerate(files.items()):
-        yield ("" if number == 0 else ", ") + json.dumps(folder, ensure_ascii=False) + ": "
-        yield json.dumps([listing.names, listing.sizes.tolist(), listing.mtimes.tolist()],
-                         ensure_ascii=False)
+        yield ("" if number == 0 else ", ") + json.dumps(folder, ensure_ascii=False) + ": ["
+        for which in range(3):
+            yield ", [" if which else "["
+            for start in range(0, len(listing.paths), _HEADER_SLICE):
+                text = json.dumps(listing.column(which, start, start + _HEADER_SLICE),
+                                  ensure_ascii=False)
+                yield (", " if start else "") + text[1:-1]
+            yield "]"
+        yield "]"
     yield "}}"
