@@ -156,7 +156,7 @@ class Plan:
 class FrozenRequest(Mapping[str, Any]):
     """A Step's request, read-only: its values in a tuple beside its keys', the keys' tuple
     shared by every request of the same fields.  104 B a request of two fields, where a
-    ``MappingProxyType`` over its own dict was 232: 24 MB of a plan of 200,000 Steps."""
+    ``MappingProxyType`` over its own dict was 232: 24 MiB of a plan of 200,000 Steps."""
 
     __slots__ = ("_keys", "_values")
     _key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -197,7 +197,7 @@ class FrozenRequest(Mapping[str, Any]):
         return _RequestValuesView(self)
 
     def copy(self) -> dict[str, Any]:
-        """A plain dict of it (the JSON encoders' and ``dict()``'s fast way in)."""
+        """A plain dict of it, made in C (what the JSON encoders are handed)."""
         return dict(zip(self._keys, self._values, strict=True))
 
     def __repr__(self) -> str:
