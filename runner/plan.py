@@ -354,6 +354,7 @@ class _Compiler:
                 # list: a task written for v1 with one output gets one numbered file per
                 # value (links/anyone-1.jsonl, ...), so the move is one line, api: v2
                 outputs = [numbered(path, number) for number, path in enumerate(outputs, 1)]
+            total = len(requests)  # (one int for all: 200,000 of them were 5 MiB)
             for number, ((operation, request), output) in enumerate(
                     zip(requests, outputs, strict=True), start=1):
                 steps.append(Step(
@@ -366,7 +367,7 @@ class _Compiler:
                     output=output,
                     format=task.format,
                     chunk_number=number,
-                    chunk_total=len(requests),
+                    chunk_total=total,
                     retries=task.retries,
                     ignore_errors=task.ignore_errors,
                     register=task.register,
