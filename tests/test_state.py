@@ -474,6 +474,15 @@ def test_job_lengths_are_kept_across_fresh_and_replaced(store: StateStore) -> No
     assert store.durations(["a", "b", "c"]) == {"a": 20.0, "b": 3.0}
 
 
+def test_job_lengths_as_pairs_the_later_counts_and_a_bad_one_records_none(
+        store: StateStore) -> None:
+    """A run hands its lengths over as (Step id, seconds) pairs, made as they are written."""
+    store.record_durations(iter([("a", 1.0), ("b", 2.0), ("a", 5.0)]))  # a's job ran twice
+    with pytest.raises(ValueError, match="seconds >= 0"):
+        store.record_durations(iter([("c", 4.0), ("d", -1.0)]))
+    assert store.durations(["a", "b", "c", "d"]) == {"a": 5.0, "b": 2.0}
+
+
 def test_threads_share_one_store(store: StateStore) -> None:
     steps = [export(f"t{i}", i) for i in range(40)]
     run_with(store, *steps)

@@ -505,16 +505,26 @@ class StateStore:
             found.update(self._read(sql, chunk))
         return found
 
-    def record_durations(self, seconds: Mapping[str, float]) -> None:
-        """How long these Steps' export jobs ran, in one transaction: for the next runs."""
-        if any(not value >= 0 for value in seconds.values()):
-            raise ValueError(f"durations are numbers of seconds >= 0: {dict(seconds)!r}")
+    def record_durations(self, seconds: Mapping[str, float] | Iterable[tuple[str, float]]
+                         ) -> None:
+        """How long these Steps' export jobs ran (a mapping, or (Step id, seconds) pairs: the
+        later of two for one Step counts), in one transaction: for the next runs.  The rows
+        are made as SQLite takes them, not listed first (200,000 of them at a run's end)."""
+        pairs = seconds.items() if isinstance(seconds, Mapping) else seconds
         now = self._clock()
+
+        def rows() -> Iterator[tuple[str, float, float]]:
+            for step_id, value in pairs:
+                if not value >= 0:  # (the transaction is rolled back: none is recorded)
+                    raise ValueError(f"durations are numbers of seconds >= 0, not {value!r} "
+                                     f"(Step {step_id})")
+                yield step_id, float(value), now
+
         with self._tx() as conn:
             conn.executemany("INSERT INTO durations (step_id, seconds, updated_at) "
                              "VALUES (?, ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
                              "seconds = excluded.seconds, updated_at = excluded.updated_at",
-                             [(step_id, float(value), now) for step_id, value in seconds.items()])
+                             rows())
 
     # ------------------------------------------------------------------ transitions
 
