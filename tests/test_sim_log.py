@@ -61,3 +61,35 @@ def test_tls_serves_https_that_verifies_against_its_ca_bundle(make_sim):
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(discovery, timeout=10)  # verification is on, and the CA is unknown
     assert requests.get(discovery, timeout=10, verify=str(sim.ca_bundle)).status_code == 200
+
+
+def test_the_job_book_logs_each_end_once_and_counts_only_running_jobs_as_slots():
+    from runner import catalog
+    from runner.sim import Faults
+    from runner.sim.jobs import JobBook, SlotsFull
+    from runner.sim.log import RequestLog
+
+    now = [0.0]
+    faults = Faults()
+    log = RequestLog()
+    book = JobBook(lambda: now[0], lambda job_id: 1 + job_id % 3, lambda: faults, log, limit=2)
+    log.settle = book.settle
+    op = catalog.operation("user_access_export", "v2")
+    ended_at: dict[int, float] = {}
+    refused = 0
+    for step in range(300):  # a long book: only the running jobs take slots
+        try:
+            job = book.submit(op, {}, "client")
+            ended_at[job.id] = job.ends
+        except SlotsFull:
+            refused += 1
+            assert book.in_progress() == 2
+        now[0] = step * 0.5
+        book.settle()
+    now[0] += 10
+    events = log.job_events
+    ends = [(e.job_id, e.time) for e in events if e.event == "end"]
+    assert sorted(ends) == sorted(ended_at.items())  # every job's end, once, at its time
+    assert len(ended_at) > 100 and refused > 0 and book.in_progress() == 0
+    assert log.max_concurrent_jobs() == 2
+    assert len(book.all) == len(ended_at)

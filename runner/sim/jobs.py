@@ -40,7 +40,6 @@ class Job:
     ends: float
     outcome: int  # the terminal status it reaches at ``ends``
     hostile: bool = False  # its file has hostile names (a fault)
-    end_logged: bool = False
     generation: str = "v1"  # the API generation that started it (whose routes see it)
 
 
@@ -54,6 +53,9 @@ class JobBook:
         self.log = log
         self.limit = limit
         self._jobs: dict[int, Job] = {}
+        # The jobs whose end is not logged yet: the only ones a submission or a settle has
+        # to look at, so a book of 200,000 finished jobs costs what a book of five does.
+        self._open: list[Job] = []
         self._next = FIRST_JOB_ID
         self._lock = threading.Lock()
 
@@ -71,7 +73,7 @@ class JobBook:
         self.settle()
         with self._lock:
             now = self.clock()
-            running = sum(1 for job in self._jobs.values() if job.ends > now)
+            running = sum(1 for job in self._open if job.ends > now)
             if running >= self.limit:
                 raise SlotsFull(
                     f"{catalog.EXPORT_LIMIT_MESSAGE} via APIs; {running} export jobs are in "
@@ -83,6 +85,7 @@ class JobBook:
                       now + self.duration(job_id), faults.job_outcome(job_id),
                       faults.hostile_names, generation=op.generation)
             self._jobs[job_id] = job
+            self._open.append(job)
         self.log.record(JobEvent(now, job_id, "start", op.name))
         return job
 
@@ -99,17 +102,18 @@ class JobBook:
     def in_progress(self) -> int:
         now = self.clock()
         with self._lock:
-            return sum(1 for job in self._jobs.values() if job.ends > now)
+            return sum(1 for job in self._open if job.ends > now)
 
     def settle(self) -> None:
         """Log the end of every job whose time has come (at the time it ended)."""
         now = self.clock()
-        ended = []
         with self._lock:
-            for job in self._jobs.values():
-                if not job.end_logged and job.ends <= now:
-                    job.end_logged = True
-                    ended.append(job)
+            if not self._open:
+                return
+            ended = [job for job in self._open if job.ends <= now]
+            if not ended:
+                return
+            self._open = [job for job in self._open if job.ends > now]
         for job in ended:
             self.log.record(JobEvent(job.ends, job.id, "end", job.operation,
                                      status=self.status(job)))
