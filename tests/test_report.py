@@ -285,3 +285,27 @@ def test_the_reports_of_many_steps_hold_no_entry_a_step(tmp_path: Path) -> None:
     page = written.with_suffix(".html").read_text(encoding="utf-8")
     assert f"<b>{count}</b><span>Steps</span>" in page
     assert f"Failed Steps ({count // 50})" in page
+
+
+def test_the_schedulers_outcome_reports_its_digest_as_hex_and_its_jobs_in_order():
+    # The scheduler keeps a file's sha256 as its 32 bytes and one job span outside a tuple
+    # (memory at 200,000 Steps): the report reads them as before.
+    from runner.execute.scheduler import JobSpan
+    from runner.execute.scheduler import Outcome as SchedulerOutcome
+
+    step = Step("a", "Access", "user_access_export", "access/1.zip")
+    outcome = SchedulerOutcome(step)
+    assert outcome.sha256 is None and outcome.jobs == ()
+    outcome.sha256 = SHA
+    assert outcome.digest == bytes.fromhex(SHA) and outcome.sha256 == SHA
+    first = JobSpan("1001", T0, T0 + 2, "failed")
+    outcome.add_job(first)
+    assert outcome.jobs == (first,)
+    outcome.add_job(JobSpan("1002", T0 + 3, T0 + 5, "succeeded"))
+    outcome.status, outcome.bytes, outcome.job_id = "succeeded", 3, "1002"
+    entry = step_entry(outcome)
+    assert entry["sha256"] == SHA
+    assert [(job["job_id"], job["status"]) for job in entry["jobs"]] == [
+        ("1001", "failed"), ("1002", "succeeded")]
+    outcome.sha256 = None
+    assert outcome.digest is None and step_entry(outcome)["sha256"] is None

@@ -276,8 +276,8 @@ class Scheduler(SharingMixin):
                 self._free_slot(step.id)
                 raise
             outcome.attempts = state.attempts
-            outcome.started = outcome.started or self.wall()
-            sent = self.wall()
+            sent = self.wall()  # its first submit's time is the Step's start (one float)
+            outcome.started = outcome.started or sent
             try:
                 crashpoint.hit("before-submit")
                 job_id = self.api.submit(step)
