@@ -309,3 +309,7 @@ def test_the_schedulers_outcome_reports_its_digest_as_hex_and_its_jobs_in_order(
         ("1001", "failed"), ("1002", "succeeded")]
     outcome.sha256 = None
     assert outcome.digest is None and step_entry(outcome)["sha256"] is None
+    # A state edited by hand: text that is not a sha256's hex reads back as it was.
+    for text in ("not a digest", "0F" * 32, "0g" * 32, "0f " * 21 + "0"):
+        outcome.sha256 = text
+        assert outcome.sha256 == text

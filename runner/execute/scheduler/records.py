@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,10 @@ class Outcome:
     job_failures: int = 0  # tries of this Step that failed this run (jobs, downloads, pages)
     resubmitted_unknown: bool = False  # a re-attached job was unknown and submitted anew
     bytes: int | None = None
-    # The file's sha256 as its 32 bytes (``sha256`` reads and sets it as hex): the hex
-    # text a Step was 48 B more, 9 MB of a 200,000-Step run.
-    digest: builtins.bytes | None = None
+    # The file's sha256 as its 32 bytes (``sha256`` reads and sets it as hex): its hex
+    # text was 48 B more a Step, 9 MB of a 200,000-Step run.  Text that is not a sha256's
+    # hex (a state edited by hand) is kept as it is.
+    digest: builtins.bytes | str | None = None
     mtime_ns: int | None = None  # of the file, as the state recorded it (a reused Step's)
     records: int | None = None
     started: float | None = None
@@ -50,11 +52,17 @@ class Outcome:
 
     @property
     def sha256(self) -> str | None:
-        return None if self.digest is None else self.digest.hex()
+        digest = self.digest
+        return digest.hex() if isinstance(digest, bytes) else digest
 
     @sha256.setter
     def sha256(self, value: str | None) -> None:
-        self.digest = None if value is None else bytes.fromhex(value)
+        self.digest = value
+        if value is not None and len(value) == 64 and value == value.lower():
+            with contextlib.suppress(ValueError):
+                raw = bytes.fromhex(value)
+                if len(raw) == 32:  # 64 hex digits, no spaces: it reads back the same
+                    self.digest = raw
 
     @property
     def jobs(self) -> tuple[JobSpan, ...]:
