@@ -209,10 +209,10 @@ class Registry:
         inputs = {name: self._identity.get(name) for name in sorted(needs)}
         if any(value is None for value in inputs.values()):
             return None
-        from runner.steps import PLAN_FORMAT_VERSION, Step
+        from runner.steps import PLAN_FORMAT_VERSION, STEP_FIELDS
 
         # The shape of a Step counts too: a runner that plans differently compiles again.
-        shape = [PLAN_FORMAT_VERSION, sorted(Step.__dataclass_fields__)]
+        shape = [PLAN_FORMAT_VERSION, sorted(STEP_FIELDS)]
         key = json.dumps([MEMO_VERSION, shape, self.fingerprint, task_index, inputs],
                          sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:40]
