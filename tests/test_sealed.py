@@ -54,12 +54,9 @@ def last_run(playbook: Path) -> tuple[int, str]:
 
 
 def finished_and_sealed(playbook: Path, env: dict[str, str]) -> None:
-    """The first run (it does the Steps: not sealed), then a re-run (all reused: sealed)."""
+    """The first run: it does the Steps and seals the plan with its re-run's report."""
     first = runner("run", playbook, "-q", env=env)
     assert first.returncode == 0, first.stderr
-    assert seals(playbook) == []  # its report's order is not a re-run's
-    second = runner("-v", "run", playbook, env=env)
-    assert second.returncode == 0 and not sealed_rerun(second), second.stderr
     assert len(seals(playbook)) == 3  # the header, the run it stands for, the entries
 
 
@@ -102,6 +99,52 @@ def test_a_sealed_rerun_reports_what_a_step_by_step_one_does(sim, tmp_path: Path
     assert json.loads(printed.stdout)["steps"] == slow_report["steps"]
     assert junit.read_text(encoding="utf-8").count("<testcase") == len(slow_report["steps"])
     assert len(submits(sim)) == 0
+
+
+SITES_B = [f"https://contoso.sharepoint.com/sites/site0000{n}" for n in (5, 6)]
+# Registers read by deferred tasks that register in turn, and one task that reads two: a
+# re-run queues each deferred task's Steps the moment its last register is complete.
+CHAINED = [
+    {"name": "Ids A", "site_ids": {"site_urls": SITES}, "register": "a",
+     "output": "a.jsonl"},
+    {"name": "Links", "link_export": {"link_type": "anyone"}, "output": "links.zip"},
+    {"name": "Ids again", "site_ids": {"site_urls": "{{ a | map(attribute='siteUrl') | list }}"},
+     "register": "again", "output": "again.jsonl"},
+    {"name": "Per site", "site_permission_export": {"site_urls": ["{{ item.siteUrl }}"]},
+     "loop": "{{ again }}", "output": "per/{{ item.siteUrl.split('/')[-1] }}.zip"},
+    {"name": "Ids B", "site_ids": {"site_urls": SITES_B}, "register": "b",
+     "output": "b.jsonl"},
+    {"name": "Both", "site_permission_export": {"site_urls": ["{{ item.siteUrl }}"]},
+     "loop": "{{ b }}", "when": "{{ a | length > 0 }}",
+     "output": "both/{{ item.siteUrl.split('/')[-1] }}.zip", "extract": True},
+]
+
+
+def test_a_first_runs_seal_is_its_step_by_step_reruns_report(sim, tmp_path: Path) -> None:
+    """The first run reports its deferred tasks' Steps after all the plan's others; its
+    seal holds what a re-run reports (each beside the register it waited for), as the
+    state has them: the sealed re-run and a Step-by-Step one report the same."""
+    playbook = write_playbook(tmp_path, sim, CHAINED)
+    env = env_for(sim)
+    finished_and_sealed(playbook, env)
+    first_order = [step["task"] for step in steps_of(playbook)]
+    sim.log.clear()
+
+    fast = runner("-v", "run", playbook, env=env)
+    assert fast.returncode == 0 and sealed_rerun(fast), fast.stderr
+    assert sim.log.entries == []
+    fast_report = report(playbook)
+    for seal in seals(playbook):
+        seal.unlink()
+    slow = runner("-v", "run", playbook, env=env)
+    assert slow.returncode == 0 and not sealed_rerun(slow), slow.stderr
+    slow_report = report(playbook)
+    assert fast_report["steps"] == slow_report["steps"]
+    assert all(step["reused"] for step in slow_report["steps"])
+    rerun_order = [step["task"] for step in slow_report["steps"]]
+    assert rerun_order != first_order and sorted(rerun_order) == sorted(first_order)
+    assert rerun_order[:3] == ["Ids A", "Ids again", "Per site"]
+    assert any(step.get("files") for step in slow_report["steps"])  # extracted, listed
 
 
 def changed_file(reports: Path) -> None:
@@ -159,9 +202,8 @@ def test_another_run_in_between_tags_and_fresh_are_not_sealed_reruns(sim, tmp_pa
     assert fresh.returncode == 0 and not sealed_rerun(fresh), fresh.stderr
     assert len(submits(sim)) > jobs  # the state forgotten: every export made again
     assert not any(step["reused"] for step in steps_of(playbook))
-    again = runner("-v", "run", playbook, env=env)  # all reused: seals again
-    assert not sealed_rerun(again) and all(step["reused"] for step in steps_of(playbook))
-    assert sealed_rerun(runner("-v", "run", playbook, env=env))
+    again = runner("-v", "run", playbook, env=env)  # sealed by the fresh run, finished
+    assert sealed_rerun(again) and all(step["reused"] for step in steps_of(playbook))
 
 
 def test_a_seal_is_of_its_state_not_of_a_run_id_a_new_state_gives_again(sim, tmp_path: Path
@@ -232,3 +274,24 @@ def test_a_folder_listing_is_written_a_slice_at_a_time_as_json_would_write_it(
     assert header["files"] == expected
     assert header["report"] == {"summary": {"steps": 1}} and header["key"] == "k"
     assert text.endswith(json.dumps({"files": expected}, ensure_ascii=False)[1:])
+
+
+def test_a_reruns_order_follows_the_registers_and_is_none_when_it_cannot_be_told() -> None:
+    from types import SimpleNamespace
+
+    from runner.execute.rerun_view import rerun_order
+
+    def step(ident: str, task: int, register: str | None = None) -> Any:
+        return SimpleNamespace(id=ident, task_index=task, register=register)
+
+    def waits(task: int, *needs: str) -> Any:
+        return SimpleNamespace(task_index=task, needs=needs)
+
+    plan = [step("a1", 0, "a"), step("a2", 0, "a"), step("l1", 1), step("b1", 2, "b")]
+    deferred = [waits(3, "a"), waits(4, "a", "b"), waits(5, "c")]
+    compiled = {3: [step("d1", 3, "c")], 4: [step("e1", 4)], 5: [step("f1", 5)]}
+    order = rerun_order(plan, deferred, compiled)
+    assert [s.id for s in order or ()] == ["a1", "a2", "d1", "f1", "l1", "b1", "e1"]
+    assert rerun_order(plan, deferred, {3: compiled[3], 4: compiled[4]}) is None
+    assert rerun_order(plan, deferred, {**compiled, 4: [step("a1", 4)]}) is None
+    assert rerun_order(plan, [*deferred, waits(6, "never")], {**compiled, 6: []}) is None

@@ -10,10 +10,12 @@ state folder's ``compiled/`` (beside the plan memo):
 - ``sealed-<key>.run``: the state's run that the seal stands for, by its id, start time and
   fingerprint (moved on by each re-run).
 
-Only a run in which every Step was reused seals: its report's entries are then, in their
-order, what every later re-run reports.  The key is the plan's (its fingerprint, Steps,
-deferred tasks and output folder) and the state's (its location).  A later run uses the
-seal only when nothing it describes can have changed:
+Its entries are, in their order, what every later re-run reports: a run in which every
+Step was reused seals with its own; one that did Steps, with its re-run's, made from the
+state (``runner.execute.rerun_view``), so that its first re-run is a sealed one.  The key
+is the plan's (its fingerprint, Steps, deferred tasks and output folder) and the state's
+(its location).  A later run uses the seal only when nothing it describes can have
+changed:
 
 - the plan comes from the plan memo (the same inputs, so the same Steps) and its deferred
   tasks compile from their registers alone (so the same Steps again, from the same files);
@@ -204,21 +206,33 @@ def advance(seal: Seal, run: Any) -> None:
 
 
 def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
-         where: Any) -> Any:
-    """Seal a run in which every Step was reused: the report's entries as every re-run
-    gives them (``PreparedSteps``), or None when not sealed (a Step this run did, or a
-    file no longer as the state recorded it: changed during the run)."""
+         where: Any, rows: Sequence[Any] | None = None) -> Any:
+    """Seal a finished run: the report's entries as every re-run gives them
+    (``PreparedSteps``), or None when not sealed (a file no longer as the state recorded
+    it: changed during the run).  ``rows``: the re-run's (``runner.execute.rerun_view``)
+    when this run did Steps; by default its own, when it reused every Step."""
+    from runner.execute.rerun_view import NotFinished
+
+    if result.skipped_tasks or result.interrupted:
+        return None
+    if rows is None:
+        rows = list(result.outcomes)
+        if any(o.status != "succeeded" or not o.reused for o in rows):
+            return None
+    if not rows:
+        return None
+    try:
+        return _seal(rows, result, store, run_id, output_dir, where, plan)
+    except NotFinished:  # (the state changed under the run: no seal)
+        return None
+
+
+def _seal(done: Sequence[Any], result: Any, store: Any, run_id: int, output_dir: Path,
+          where: Any, plan: Any) -> Any:
     from runner.execute.postprocess import MARKER, folder_for
     from runner.report import build_report
     from runner.report.prepared import prepare
 
-    done = list(result.outcomes)
-    # A Step this run did sits where it finished in this run's report, but where the plan
-    # has it in a re-run's (a deferred task's Steps come after all others in a first run,
-    # beside their register in a re-run): the next run, all reused, seals instead.
-    if not done or result.skipped_tasks or result.interrupted or \
-            any(o.status != "succeeded" or not o.reused for o in done):
-        return None
     runs = store.runs(limit=1)
     if not runs or runs[0].id != run_id:
         return None
@@ -258,7 +272,8 @@ def seal(result: Any, plan: Any, store: Any, run_id: int, output_dir: Path,
     except OSError:
         return None
     report = build_report(playbook=result.playbook, run_id=None, started=None,
-                          finished=None, status="succeeded", rows=done, name=result.name)
+                          finished=None, status="succeeded", rows=done, name=result.name,
+                          statuses=getattr(done, "statuses", None))
     key = seal_key(plan, output_dir, where)
     token = secrets.token_hex(6)
     header_path, run_path, steps_path = _paths(where.local_dir, key, token)

@@ -112,14 +112,18 @@ RUN_REPORT_SCHEMA: dict[str, Any] = {
 def build_report(*, playbook: str | Path, run_id: int | str | None, started: float | None,
                  finished: float | None, status: str, rows: Iterable[Any],
                  name: str | None = None, skipped_tasks: Iterable[str] = (),
-                 error: str | None = None) -> dict[str, Any]:
+                 error: str | None = None,
+                 statuses: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The run report as a dict (``version`` 1; ``steps`` a ``StepEntries`` of ``rows``,
     which ``report_json`` writes as ``RUN_REPORT_SCHEMA`` says).
 
     ``error``: why the run stopped before its Steps were done (unreachable service, ...).
+    ``statuses``: how many rows have each status, when the caller knows without reading
+    them (rows made as they are read: ``runner.execute.rerun_view``).
     """
     steps = StepEntries(rows)
-    summary = Counter(str(getattr(row, "status", "pending")) for row in steps.rows)
+    summary = Counter(statuses if statuses is not None else
+                      (str(getattr(row, "status", "pending")) for row in steps.rows))
     return {
         "version": REPORT_VERSION,
         "playbook": str(playbook),

@@ -23,7 +23,8 @@ class StepEntries(Sequence[dict[str, Any]]):
     __slots__ = ("rows", "_digest")
 
     def __init__(self, rows: Iterable[Any]) -> None:
-        self.rows = rows if isinstance(rows, list) else list(rows)
+        # (a list, or a Sequence that makes its rows when read: runner.execute.rerun_view)
+        self.rows = rows if isinstance(rows, Sequence) else list(rows)
         self._digest: ReportDigest | None = None
 
     def __len__(self) -> int:
