@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from run_all import PASSWORD_VAR, Child, checked, child  # noqa: E402
 
-GOALS = {"compile": 5.0, "register": 5.0, "per_step_ms": 3.0, "rss_mib": 300.0,
+GOALS = {"compile": 5.0, "register": 5.0, "per_step_ms": 3.0, "rss_mib": 300e6 / 2**20,
          "rerun_cpu": 2.0}
 ROWS: list[tuple[str, str, str]] = []
 
@@ -129,10 +129,9 @@ def write_playbook(directory: Path, spec: dict[str, Any]) -> Path:
 
 def child_run(playbook: str, profile: str) -> int:
     """(In a child process) run the playbook through run_plan, polls every 10 ms."""
+    from runner import inputs, planfile, planmemo
     from runner.execute.engine import RunOptions, run_plan
     from runner.execute.scheduler import PollPolicy
-    from runner.manifest import load_playbook
-    from runner.plan import compile_plan
 
     cpu = time.process_time()
     profilers = []
@@ -152,10 +151,16 @@ def child_run(playbook: str, profile: str) -> int:
         WorkerPool._serve = profiled  # type: ignore[method-assign]
         profilers.append(cProfile.Profile(time.thread_time))
         profilers[-1].enable()
-    loaded = load_playbook(playbook)
-    plan = compile_plan(loaded)
+    # Compiled and memoised as `run` does (runner.commands.run): the re-run below then takes
+    # its plan from the memo, and this run's seal, as a user's re-run would.
+    call = planmemo.Call(playbook, (), None, None, None)
+    with inputs.recording() as reads:
+        compiled = planfile.compile_targets(playbook)
+    (target,) = compiled.tenants
     poll = PollPolicy(floor=0.01, ceiling=1.0, fraction=0.03)
-    result = run_plan(loaded, plan, RunOptions(poll=poll))
+    result = run_plan(target.playbook, target.plan,
+                      RunOptions(poll=poll, run_facts=compiled.run_facts))
+    planmemo.save(call, compiled, reads)
     if profilers:
         profilers[0].disable()
         stats = pstats.Stats(profilers[0])
@@ -260,7 +265,7 @@ def one_size(work: Path, users: int, profile: Path | None) -> dict[str, float]:
             f"({first.cpu / served['exports'] * 1000:.2f} ms/Step); goal <= "
             f"{GOALS['per_step_ms']:g} ms")
         row(f"  peak RSS of the first run ({users:,})", f"{first.peak_mib:.0f} MiB",
-            f"goal <= {GOALS['rss_mib']:g} MiB")
+            f"goal <= 300 MB ({GOALS['rss_mib']:.0f} MiB)")
 
         compile_figures(playbook, users, sim.env())
 
