@@ -323,7 +323,6 @@ def run_plan(
                                       existing=tuple(known)))
                 known.extend(compiled)
                 new = [s for s in compiled if selected(s, options.tags, options.skip_tags)]
-                compiled_deferred[task.task_index] = new  # (for the seal: a re-run's order)
                 registry.expect(new)
                 store.register_steps(run_id, new)  # all of them, before any is acted on
                 # In batches: the scheduler reads each batch's states (and job lengths) at
@@ -332,7 +331,6 @@ def run_plan(
                     scheduler.add(new[start:start + ADD_BATCH])
 
         skipped_tasks: list[str] = []
-        compiled_deferred: dict[int, list[Any]] = {}
         try:
             outcomes = scheduler.run(steps, on_step_done=on_step_done)
         except RunnerError as error:
@@ -366,21 +364,18 @@ def run_plan(
                 # this very report (every Step reused): not made a second time
                 result.prepared = sealed.seal(result, plan, store, run_id, output_dir, where)
             else:  # with its re-run's report, from the state: that re-run is a sealed one
-                _seal_for_rerun(result, plan, steps, compiled_deferred, store, run_id,
-                                output_dir, where)
-        compiled_deferred.clear()
+                _seal_for_rerun(result, plan, steps, store, run_id, output_dir, where)
 
     if not options.write_report:
         return result
     return _write_reports(result, remote, options, output_dir)
 
 
-def _seal_for_rerun(result: RunResult, plan: Any, steps: Sequence[Any],
-                    compiled_deferred: Mapping[int, Sequence[Any]], store: StateStore,
+def _seal_for_rerun(result: RunResult, plan: Any, steps: Sequence[Any], store: StateStore,
                     run_id: int, output_dir: Path, where: TenantState) -> None:
     """Seal a finished run that did Steps with its re-run's report (``rerun_view``), all
     of which is let go before this run's own report is made."""
-    rows = rerun_rows(result.outcomes, steps, plan.deferred, compiled_deferred, store)
+    rows = rerun_rows(result.outcomes, steps, plan.deferred, store)
     if rows is not None:
         made = sealed.seal(result, plan, store, run_id, output_dir, where, rows)
         if made is not None:

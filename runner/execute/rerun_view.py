@@ -140,11 +140,18 @@ class NotFinished(Exception):
 
 
 def rerun_rows(outcomes: Sequence[Outcome], plan_steps: Sequence[Any], deferred: Sequence[Any],
-               compiled: Mapping[int, Sequence[Any]], store: Any) -> ReusedRows | None:
-    """The rows a re-run of this run would report (``outcomes``: its own), or None when
-    a Step did not succeed or the re-run's order cannot be told."""
+               store: Any) -> ReusedRows | None:
+    """The rows a re-run of this run would report, or None when a Step did not succeed or
+    the re-run's order cannot be told.  ``outcomes``: the run's own, every deferred task
+    compiled (none waiting); each task's Steps are in them in the order it compiled them,
+    as the scheduler queued them."""
     if any(o.status != "succeeded" for o in outcomes):
         return None
+    compiled: dict[int, list[Any]] = {task.task_index: [] for task in deferred}
+    for outcome in outcomes:
+        steps = compiled.get(outcome.step.task_index)
+        if steps is not None:
+            steps.append(outcome.step)
     order = rerun_order(plan_steps, deferred, compiled)
     if order is None or len(order) != len(outcomes):
         return None
