@@ -302,7 +302,8 @@ def test_the_schedulers_outcome_reports_its_digest_as_hex_and_its_jobs_in_order(
     outcome.add_job(first)
     assert outcome.jobs == (first,)
     outcome.add_job(JobSpan("1002", T0 + 3, T0 + 5, "succeeded"))
-    outcome.status, outcome.bytes, outcome.job_id = "succeeded", 3, "1002"
+    assert outcome.job_id == "1002"
+    outcome.status, outcome.bytes = "succeeded", 3
     entry = step_entry(outcome)
     assert entry["sha256"] == SHA
     assert [(job["job_id"], job["status"]) for job in entry["jobs"]] == [
@@ -313,3 +314,35 @@ def test_the_schedulers_outcome_reports_its_digest_as_hex_and_its_jobs_in_order(
     for text in ("not a digest", "0F" * 32, "0g" * 32, "0f " * 21 + "0"):
         outcome.sha256 = text
         assert outcome.sha256 == text
+
+
+def test_a_job_that_ended_well_is_kept_as_its_end_time_and_reported_as_before():
+    # One job per Step, ended well: kept as a float beside the Outcome's job_id and
+    # started (64 B a Step less at 200,000); a second job after it keeps the first's id.
+    from runner.execute.scheduler import JobSpan
+    from runner.execute.scheduler import Outcome as SchedulerOutcome
+
+    step = Step("a", "Access", "user_access_export", "access/1.zip")
+    outcome = SchedulerOutcome(step)
+    submitted = T0 + 0.5
+    outcome.started = submitted
+    span = JobSpan("1001", submitted)
+    outcome.add_job(span)
+    outcome.end_job(span, T0 + 2.25, "succeeded")
+    assert isinstance(outcome.spans, float)
+    assert outcome.jobs == (JobSpan("1001", submitted, T0 + 2.25, "succeeded"),)
+    outcome.add_job(JobSpan("1002", T0 + 3))  # its file did not verify: submitted again
+    assert outcome.job_id == "1002"
+    assert [(job.job_id, job.submitted, job.ended, job.status) for job in outcome.jobs] == [
+        ("1001", submitted, T0 + 2.25, "succeeded"), ("1002", T0 + 3, None, None)]
+    entry = step_entry(outcome)
+    assert [job["job_id"] for job in entry["jobs"]] == ["1001", "1002"]
+    # Anything else stays a JobSpan: a job that failed, or one re-attached from a run
+    # before (its submit time is the state's, not this run's start).
+    for how, started in (("failed", submitted), ("succeeded", None)):
+        other = SchedulerOutcome(step)
+        other.started = started
+        lone = JobSpan("7", submitted)
+        other.add_job(lone)
+        other.end_job(lone, T0 + 4.0, how)
+        assert other.spans is lone and other.jobs == (JobSpan("7", submitted, T0 + 4.0, how),)

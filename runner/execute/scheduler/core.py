@@ -308,9 +308,8 @@ class Scheduler(SharingMixin):
             self._busy_backoff = 0.0
             self.store.submitted(step.id, job_id)
             crashpoint.hit("job-id-committed")
-            outcome.job_id = job_id
             span = JobSpan(job_id, sent)
-            outcome.add_job(span)
+            outcome.add_job(span)  # (its job_id too)
             expected = self._expected.get(step.id)
             self._jobs[step.id] = ActiveJob(step, job_id, now, now + self.poll.delay(0, expected),
                                        expected=expected, span=span)
@@ -392,8 +391,7 @@ class Scheduler(SharingMixin):
         """The job no longer holds a slot: forget it, and note when in its span."""
         job = self._jobs.pop(step_id)
         if job.span is not None:
-            job.span.ended = self.wall()
-            job.span.status = how
+            self.outcomes[step_id].end_job(job.span, self.wall(), how)
         if self.store.shared:
             self._free_slot(step_id)
             if self._busy_backoff == 0.0:  # not a refusal's back-off: a slot is free now

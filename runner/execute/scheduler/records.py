@@ -6,7 +6,12 @@ import builtins
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+from runner import catalog
+
+# How a job that ended well is named in its span (the export status's member name).
+ENDED_WELL = catalog.EXPORT_STATUS.member(catalog.STATUS_SUCCEEDED).name
 
 
 @dataclass(slots=True)
@@ -47,8 +52,10 @@ class Outcome:
     finished: float | None = None
     files: Sequence[str] = ()  # extracted/converted, output-relative
     # Every job of this Step this run (read as ``jobs``): the one most Steps have is kept
-    # itself, not in a tuple of one (56 B a Step, 11 MB at 200,000).
-    spans: JobSpan | tuple[JobSpan, ...] = ()
+    # itself, not in a tuple of one (56 B a Step, 11 MB at 200,000); once it ended well
+    # (``end_job``), only its end time, a float: its id and submit time are the Outcome's
+    # ``job_id`` and ``started`` (its JobSpan was 64 B more, 12 MB at 200,000).
+    spans: JobSpan | tuple[JobSpan, ...] | float = ()
 
     @property
     def sha256(self) -> str | None:
@@ -67,6 +74,8 @@ class Outcome:
     @property
     def jobs(self) -> tuple[JobSpan, ...]:
         spans = self.spans
+        if isinstance(spans, float):  # (end_job: job_id is that job's, never None)
+            return (JobSpan(cast("int | str", self.job_id), self.started, spans, ENDED_WELL),)
         return (spans,) if isinstance(spans, JobSpan) else spans
 
     # Tuples, not lists: a Step's one job span in a list was 40 B more (8 MB at 200,000).
@@ -74,7 +83,16 @@ class Outcome:
         self.warnings = (*self.warnings, text)
 
     def add_job(self, span: JobSpan) -> None:
-        self.spans = (*self.jobs, span) if self.spans else span
+        """A job of this Step was submitted (or found submitted): it is its ``job_id``."""
+        self.spans = span if self.spans == () else (*self.jobs, span)  # (read before:
+        self.job_id = span.job_id  # a job that ended well reads its id from job_id)
+
+    def end_job(self, span: JobSpan, ended: float, how: str) -> None:
+        """``span`` (one of this Step's jobs) no longer holds a slot: ``how`` it ended."""
+        span.ended, span.status = ended, how
+        if self.spans is span and how == ENDED_WELL and isinstance(ended, float) and \
+                span.job_id == self.job_id and span.submitted == self.started:
+            self.spans = ended  # what ``jobs`` gives back is the same span
 
 
 @dataclass
