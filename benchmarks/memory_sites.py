@@ -4,8 +4,7 @@ and memoised as `run` does, polls every 10 ms, the simulator in its own process)
 
 Printed when the run has done its Steps and is about to write its reports (after the
 seal): the live traced memory, the allocation sites holding the most of it, in bytes and
-objects per Step; then the
-traced peak of writing the reports over what was live before.
+objects per Step; then the traced peak of writing the reports over what was live before.
 
     .venv/bin/python benchmarks/memory_sites.py [--users 3000] [--top 16] [--runner DIR]
 
